@@ -1,0 +1,1 @@
+"""ClickHouse event store and the reports built on it (footfall, visitor origin)."""

@@ -1,0 +1,190 @@
+"""Footfall and visitor-origin report for one fence: the numbers a tourism bureau or mall buys.
+
+A *visit* is an enter trigger up to the next exit (or the end of the period when the visitor is still
+inside). Footfall per hour counts distinct visitors whose visit overlaps the hour; origin counts
+distinct visitors by home country and, for domestic visitors, province. Every count below ``k`` is
+suppressed (merged into one "other" row, itself shown only as "<k" when still small), so a client never
+learns about an individual. Output: ``report.html`` (tables + link to the map), ``map.html`` (folium,
+Leaflet served from the report's own ``assets/``), and each table as CSV.
+"""
+
+import html
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+
+import folium
+import pandas as pd
+
+from analytics.store import Store
+from geofence.cells import Catalogue
+from geofence.fences import Fence
+
+DEFAULT_K = 15
+DEFAULT_TZ = "Asia/Shanghai"
+DWELL_BINS = [(0, 900, "< 15 min"), (900, 1800, "15-30 min"), (1800, 3600, "30-60 min"),
+              (3600, 7200, "1-2 h"), (7200, 10**9, "> 2 h")]
+
+VISITS_SQL = """
+SELECT subscriber, home_country, home_province, home_city, t_in,
+       if(k_next = 'exit', t_next, toDateTime64({end:Float64}, 6, 'UTC')) AS t_out
+FROM (
+    SELECT subscriber, home_country, home_province, home_city, kind, ts AS t_in,
+           leadInFrame(ts, 1, toDateTime64({end:Float64}, 6, 'UTC')) OVER w AS t_next,
+           leadInFrame(kind, 1, '') OVER w AS k_next
+    FROM {db}.triggers
+    WHERE fence = {fence:String} AND ts <= toDateTime64({end:Float64}, 6, 'UTC')
+    WINDOW w AS (PARTITION BY subscriber ORDER BY ts ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING)
+)
+WHERE kind = 'enter' AND t_out >= toDateTime64({start:Float64}, 6, 'UTC')
+"""
+
+HOURLY_SQL = """
+SELECT formatDateTime(toDateTime(h, {tz:String}), '%Y-%m-%d %H:00') AS hour, uniqExact(subscriber) AS visitors
+FROM ({visits})
+ARRAY JOIN range(toUInt32(toStartOfHour(t_in)), toUInt32(t_out) + 1, 3600) AS h
+WHERE h >= toUInt32(toStartOfHour(toDateTime64({start:Float64}, 6, 'UTC'))) AND h < {end:Float64}
+GROUP BY hour ORDER BY hour
+"""
+
+ORIGIN_SQL = """
+SELECT {column} AS origin, uniqExact(subscriber) AS visitors
+FROM ({visits}) {where}
+GROUP BY origin ORDER BY visitors DESC, origin
+"""
+
+DWELL_SQL = "SELECT subscriber, toFloat64(t_out - t_in) AS dwell_s FROM ({visits})"
+
+CELL_HEAT_SQL = """
+SELECT cell, uniqExact(subscriber) AS visitors FROM {db}.events
+WHERE cell IN {cells:Array(String)} AND subscriber != ''
+  AND ts BETWEEN toDateTime64({start:Float64}, 6, 'UTC') AND toDateTime64({end:Float64}, 6, 'UTC')
+GROUP BY cell
+"""
+
+
+@dataclass
+class FenceReport:
+    fence: str
+    start: float
+    end: float
+    k: int
+    visitors: int
+    hourly: pd.DataFrame        # hour (local), visitors (suppressed below k -> NaN)
+    by_country: pd.DataFrame    # origin, visitors, share
+    by_province: pd.DataFrame   # origin, visitors, share (domestic visitors)
+    dwell: pd.DataFrame         # bucket, visits
+    cell_heat: pd.DataFrame     # cell, visitors
+
+
+def suppress(table: pd.DataFrame, k: int, label: str = "Other (small groups)") -> pd.DataFrame:
+    """Merge rows whose count is below k into one row; if that row is still below k, blank its count."""
+    big = table[table["visitors"] >= k].copy()
+    small = table[table["visitors"] < k]
+    if len(small):
+        other = pd.DataFrame({"origin": [label], "visitors": [int(small["visitors"].sum())]})
+        big = pd.concat([big, other], ignore_index=True)
+    total = big["visitors"].sum()
+    big["share"] = (big["visitors"] / total).round(4) if total else 0.0
+    big["visitors"] = big["visitors"].astype("Int64")
+    big.loc[big["visitors"] < k, ["visitors", "share"]] = pd.NA
+    return big.reset_index(drop=True)
+
+
+def build_report(store: Store, fence: str, fence_cells: list[str], start: float, end: float,
+                 k: int = DEFAULT_K, tz: str = DEFAULT_TZ) -> FenceReport:
+    params = {"fence": fence, "start": start, "end": end, "tz": tz, "cells": fence_cells}
+
+    def q(sql: str, **parts: str) -> pd.DataFrame:
+        sql = sql.replace("{visits}", VISITS_SQL)
+        for name, text in parts.items():
+            sql = sql.replace("{" + name + "}", text)
+        return store.query(sql, params)
+
+    visits = q(VISITS_SQL)
+    hourly = q(HOURLY_SQL)
+    hourly["visitors"] = hourly["visitors"].astype("Int64").where(hourly["visitors"] >= k)
+    by_country = suppress(q(ORIGIN_SQL, column="home_country", where=""), k)
+    by_province = suppress(q(ORIGIN_SQL, column="home_province", where="WHERE home_province != ''"), k)
+    dwell_s = q(DWELL_SQL)["dwell_s"]
+    dwell = pd.DataFrame({"bucket": [b[2] for b in DWELL_BINS],
+                          "visits": [int(((dwell_s >= lo) & (dwell_s < hi)).sum()) for lo, hi, _ in DWELL_BINS]})
+    dwell["visits"] = dwell["visits"].astype("Int64").where(dwell["visits"] >= k)
+    heat = q(CELL_HEAT_SQL) if fence_cells else pd.DataFrame()
+    if heat.empty:  # an empty result comes back without columns
+        heat = pd.DataFrame({"cell": pd.Series(dtype=str), "visitors": pd.Series(dtype=int)})
+    heat = heat[heat["visitors"] >= k].reset_index(drop=True)
+    return FenceReport(fence, start, end, k, int(visits["subscriber"].nunique()), hourly, by_country, by_province,
+                       dwell, heat)
+
+
+def _color(value: float, top: float) -> str:
+    """Yellow→red ramp for the per-cell heat (no colormap legend: branca's pulls d3 from a CDN)."""
+    f = 0.0 if top <= 0 else min(1.0, value / top)
+    return f"#{255:02x}{int(220 * (1 - f)):02x}{40:02x}"
+
+
+def write_map(path: Path, fence: Fence, catalogue: Catalogue, fence_cells: list[str], heat: pd.DataFrame) -> None:
+    center = fence.geometry.centroid
+    fmap = folium.Map(location=[center.y, center.x], zoom_start=13, tiles=None, control_scale=True)
+    fmap.default_js = [("leaflet", "assets/leaflet.js")]
+    fmap.default_css = [("leaflet_css", "assets/leaflet.css")]
+    visitors = dict(zip(heat["cell"], heat["visitors"]))
+    top = max(visitors.values(), default=0)
+    for key in fence_cells:
+        fp = catalogue.footprints[catalogue.index[key]]
+        n = visitors.get(key)
+        folium.Polygon([(y, x) for x, y in fp.exterior.coords], weight=1, color="#555",
+                       fill=True, fill_color=_color(n or 0, top), fill_opacity=0.55 if n else 0.15,
+                       tooltip=f"{key}: {n if n is not None else f'< k'} visitors").add_to(fmap)
+    polys = getattr(fence.geometry, "geoms", [fence.geometry])
+    for poly in polys:
+        folium.Polygon([(y, x) for x, y in poly.exterior.coords], color="#1f4e9c", weight=3, fill=False,
+                       tooltip=fence.name).add_to(fmap)
+    fmap.fit_bounds([[fence.geometry.bounds[1], fence.geometry.bounds[0]],
+                     [fence.geometry.bounds[3], fence.geometry.bounds[2]]])
+    fmap.save(str(path))
+
+
+def _table_html(df: pd.DataFrame, k: int) -> str:
+    return df.to_html(index=False, na_rep=f"&lt;{k}", escape=True, border=0, classes="t")
+
+
+def write_report(report: FenceReport, out_dir: str | Path, fence: Fence, catalogue: Catalogue,
+                 fence_cells: list[str]) -> Path:
+    """Write report.html, map.html, assets/ and the CSV tables; return the report.html path."""
+    out = Path(out_dir)
+    (out / "assets").mkdir(parents=True, exist_ok=True)
+    for name in ("leaflet.js", "leaflet.css", "LICENSE-leaflet.txt"):
+        with resources.files("analytics").joinpath(f"assets/{name}").open("rb") as src, \
+                open(out / "assets" / name, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    write_map(out / "map.html", fence, catalogue, fence_cells, report.cell_heat)
+    tables = {"footfall_hourly": report.hourly, "origin_country": report.by_country,
+              "origin_province": report.by_province, "dwell": report.dwell}
+    for name, df in tables.items():
+        df.to_csv(out / f"{name}.csv", index=False)
+    period = " – ".join(datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+                        for t in (report.start, report.end))
+    sections = "\n".join(
+        f"<h2>{title}</h2>{_table_html(tables[name], report.k)}<p><a href='{name}.csv'>{name}.csv</a></p>"
+        for title, name in [("Visitors per hour", "footfall_hourly"), ("Origin by country", "origin_country"),
+                            ("Origin by province (domestic visitors)", "origin_province"),
+                            ("Dwell time", "dwell")])
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{html.escape(report.fence)} — visitor report</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} table.t{{border-collapse:collapse}}
+table.t td,table.t th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}}
+iframe{{width:100%;height:520px;border:1px solid #ccc}}</style></head><body>
+<h1>{html.escape(report.fence)}</h1>
+<p>Period {period}. Distinct visitors: <b>{report.visitors if report.visitors >= report.k else f'&lt;{report.k}'}</b>.
+Counts below {report.k} are suppressed; no individual data is shown.</p>
+<iframe src="map.html" title="map"></iframe>
+{sections}
+</body></html>
+"""
+    path = out / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path

@@ -1,0 +1,1 @@
+"""Signaling decoders (BSSMAP/DTAP, S1AP/NAS-EPS), identity correlation and behaviour events."""

@@ -1,0 +1,123 @@
+"""The two record types every stage passes as Arrow batches: decoded messages and behaviour events.
+
+Defined once here and documented field by field in ``docs/events.md`` (a test keeps the two in step).
+Decoders return plain dicts keyed by these column names; ``RecordBuilder`` turns a run of them into
+one Arrow table, so nothing downstream handles per-message Python objects.
+"""
+
+from enum import StrEnum
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+
+MESSAGE_SCHEMA = pa.schema([
+    ("frame", pa.uint32()),        # 1-based frame number in the capture
+    ("ts", TS),                    # capture time of the frame
+    ("iface", pa.string()),        # "A" or "S1"
+    ("proto", pa.string()),        # bssmap, dtap, s1ap, nas-eps
+    ("msg", pa.string()),          # message name, snake_case spec name
+    ("uplink", pa.bool_()),        # True phone/BSC/eNodeB -> core, False core -> RAN, null unknown
+    ("imsi", pa.string()),
+    ("imei", pa.string()),
+    ("imeisv", pa.string()),
+    ("tmsi", pa.uint32()),         # TMSI/P-TMSI (A interface)
+    ("m_tmsi", pa.uint32()),       # M-TMSI from a GUTI or S-TMSI (S1)
+    ("mmec", pa.int16()),          # MME code of the GUTI / S-TMSI
+    ("mcc", pa.string()),
+    ("mnc", pa.string()),
+    ("lac", pa.int32()),
+    ("ci", pa.int32()),
+    ("tac", pa.int32()),
+    ("eci", pa.int32()),           # 28-bit E-UTRAN cell identity
+    ("mme_ue_id", pa.int64()),     # MME-UE-S1AP-ID
+    ("enb_ue_id", pa.int64()),     # eNB-UE-S1AP-ID
+    ("assoc", pa.int32()),         # transport association (SCTP association / IPA link) index
+    ("conn", pa.int64()),          # SCCP connection id, unique within a run; null if connectionless
+    ("cause", pa.int32()),
+    ("cause_group", pa.string()),  # s1ap: radioNetwork/transport/nas/protocol/misc; else mm, cc, emm, bssmap, rp
+    ("update_type", pa.string()),  # LU/attach/TAU/detach/CM service type, e.g. imsi_attach, periodic, switch_off
+    ("called", pa.string()),       # called party / SMS destination digits
+    ("calling", pa.string()),      # calling party digits
+    ("ciphered", pa.bool_()),      # NAS payload ciphered: content not decoded
+    ("error", pa.string()),        # decode error reason (dotted) when the message was only partly decoded
+])
+
+MESSAGE_FIELDS = frozenset(MESSAGE_SCHEMA.names)
+
+
+class EventKind(StrEnum):
+    """Behaviour event names, spelled the same in code, ClickHouse, the API and the docs."""
+
+    POWER_ON = "power_on"
+    POWER_OFF = "power_off"
+    LOCATION_UPDATE = "location_update"
+    CELL_CHANGE = "cell_change"
+    MO_CALL = "mo_call"
+    MT_CALL = "mt_call"
+    SMS_MO = "sms_mo"
+
+
+EVENT_SCHEMA = pa.schema([
+    ("ts", TS),                    # time of the message that revealed the behaviour
+    ("probe", pa.string()),        # probe id from the configuration
+    ("iface", pa.string()),        # "A" or "S1"
+    ("event", pa.string()),        # an EventKind value
+    ("imsi", pa.string()),         # resolved subscriber; null if never resolved
+    ("imei", pa.string()),         # last IMEI seen for the subscriber
+    ("tmsi", pa.uint32()),
+    ("m_tmsi", pa.uint32()),
+    ("mcc", pa.string()),          # serving network of the cell
+    ("mnc", pa.string()),
+    ("lac", pa.int32()),
+    ("tac", pa.int32()),
+    ("ci", pa.int32()),
+    ("eci", pa.int32()),
+    ("cell", pa.string()),         # cell key: "mcc-mnc-lac-ci" (2G) or "mcc-mnc-eci" (4G)
+    ("prev_cell", pa.string()),    # previous cell key of the subscriber (cell_change)
+    ("cause", pa.int32()),
+    ("detail", pa.string()),       # event-specific: update type, called number, SMS destination
+    ("frame", pa.uint32()),        # frame of the message that revealed the behaviour
+])
+
+
+def cell_key(mcc: str | None, mnc: str | None, lac: int | None = None, ci: int | None = None,
+             eci: int | None = None) -> str | None:
+    """The single cell key used everywhere (events, catalogue, fences): CGI or ECGI in dashed form."""
+    if eci is not None:
+        return f"{mcc}-{mnc}-{eci}"
+    if lac is not None and ci is not None:
+        return f"{mcc}-{mnc}-{lac}-{ci}"
+    return None
+
+
+class RecordBuilder:
+    """Accumulates records (dicts keyed by column name) column by column and emits Arrow tables."""
+
+    def __init__(self, schema: pa.Schema):
+        self.schema = schema
+        self._columns: dict[str, list] = {name: [] for name in schema.names}
+        self._rows = 0
+
+    def append(self, record: dict) -> None:
+        for name, column in self._columns.items():
+            column.append(record.get(name))
+        self._rows += 1
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def table(self) -> pa.Table:
+        """Everything appended so far as one table; the builder starts empty again."""
+        arrays = [_column(self._columns[f.name], f.type) for f in self.schema]
+        self._columns = {name: [] for name in self.schema.names}
+        self._rows = 0
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+
+def _column(values: list, type_: pa.DataType) -> pa.Array:
+    """Timestamps arrive as float epoch seconds; everything else is already its Arrow type."""
+    if type_ == TS:
+        micros = [None if v is None else round(v * 1_000_000) for v in values]
+        return pa.array(micros, type=pa.int64()).cast(TS)
+    return pa.array(values, type=type_)

@@ -1,0 +1,1 @@
+"""Cell catalogue, fences, compilation of fences to cells, and Numba fence matching."""
