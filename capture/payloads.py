@@ -12,10 +12,8 @@ import numpy as np
 from capture.errors import Anomalies
 
 PROTO_S1AP = 1   # S1AP PDU (SCTP PPID 18 or port 36412)
-PROTO_BSSAP = 2  # BSSAP (BSSMAP or DTAP) carried in SCCP user data
-
-# SCCP message types (ITU-T Q.713 §2.1) that carry or end BSSAP user data.
-SCCP_CR, SCCP_CC, SCCP_CREF, SCCP_RLSD, SCCP_RLC, SCCP_DT1, SCCP_UDT, SCCP_XUDT = 1, 2, 3, 4, 5, 6, 9, 17
+PROTO_BSSAP = 2  # BSSAP (BSSMAP or DTAP) carried in SCCP user data (SSN 254, or unknown SSN and BSSAP-shaped)
+PROTO_BSSAP_LE = 3  # BSSAP-LE (TS 49.031, Lb interface BSC/MSC - SMLC) in SCCP user data (SSN 250/252)
 
 
 @dataclass
@@ -24,12 +22,12 @@ class PayloadBatch:
 
     frame: np.ndarray      # uint32, 1-based frame number in the source
     ts: np.ndarray         # float64, epoch seconds
-    proto: np.ndarray      # uint8, PROTO_S1AP or PROTO_BSSAP
+    proto: np.ndarray      # uint8, PROTO_S1AP, PROTO_BSSAP or PROTO_BSSAP_LE
     assoc: np.ndarray      # int32, index into ``associations`` (SCTP association, IPA TCP link)
     src: np.ndarray        # int32, index into ``endpoints``: the sender (IP:port or signalling point code)
     dst: np.ndarray        # int32, index into ``endpoints``: the receiver
     conn: np.ndarray       # int64, SCCP connection id (unique per run, never reused); -1 connectionless
-    sccp_type: np.ndarray  # uint8, SCCP message type that carried the payload; 0 for S1AP
+    sccp_type: np.ndarray  # uint8, SCCP message type (capture.sccp, Q.713 §2.1) that carried the payload; 0 for S1AP
     offset: np.ndarray     # int64, start of the payload in ``data``
     length: np.ndarray     # int32, payload length
     data: bytes            # all payload bytes of the batch

@@ -1,0 +1,189 @@
+"""Capture files: classic libpcap and pcapng, read in large blocks.
+
+libpcap (draft-ietf-opsawg-pcap §4 file header, §5 packet record): magic a1b2c3d4 (µs) or a1b23c4d (ns), written
+in either byte order. pcapng (draft-ietf-opsawg-pcapng §4.1 Section Header Block, §4.2 Interface Description Block
+with if_tsresol and if_tsoffset, §4.3 Enhanced Packet Block, §4.4 Simple Packet Block, Appendix A obsolete Packet
+Block); every section has its own byte order and interfaces, and interfaces may have different link types.
+
+A file yields ``(ts, linktype, data)`` per packet, ``data`` a memoryview into the block just read (no copy per
+packet). Damage ends the file instead of raising: a last record cut short (a file still being written, a failed
+copy) counts ``pcap.truncated_record``; a record or block whose length is impossible counts ``pcap.bad_record``
+(classic pcap cannot resynchronise after it). Only a file that is not a capture at all raises ``Malformed``.
+"""
+
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+from capture.errors import Anomalies, Malformed
+
+BLOCK_SIZE = 1 << 22          # read 4 MiB at a time
+MAX_RECORD = 1 << 18          # 262144: the largest packet Wireshark accepts in a capture file
+MAX_BLOCK = 1 << 24           # a pcapng block larger than this (16 MiB) is taken for a damaged length
+
+PCAP_MAGIC_US, PCAP_MAGIC_NS = 0xA1B2C3D4, 0xA1B23C4D
+PCAPNG_SHB, PCAPNG_BYTE_ORDER_MAGIC = 0x0A0D0D0A, 0x1A2B3C4D
+# pcapng block types (§4, Appendix A); every other block type is skipped by its length.
+BLOCK_IDB, BLOCK_PB, BLOCK_SPB, BLOCK_EPB = 1, 2, 3, 6
+# Interface Description Block options (§4.2).
+OPT_END, IF_TSRESOL, IF_TSOFFSET = 0, 9, 14
+
+Packet = tuple[float, int, memoryview]
+
+# pcapng structures per section byte order: block type and length; trailing length; EPB (interface, timestamp
+# high and low, captured length); obsolete PB (interface, drops, timestamp high and low, captured length).
+_BLOCK_HEADER = {e: struct.Struct(e + "II") for e in "<>"}
+_BLOCK_TRAILER = {e: struct.Struct(e + "I") for e in "<>"}
+_EPB = {e: struct.Struct(e + "IIII") for e in "<>"}
+_PB = {e: struct.Struct(e + "HHIII") for e in "<>"}
+
+
+def not_a_capture(path, why: str) -> Malformed:
+    return Malformed("pcap.not_a_capture", f"{path}: not a pcap or pcapng capture ({why})")
+
+
+def read_packets(path: str | Path, anomalies: Anomalies) -> Iterator[Packet]:
+    """Every packet of one capture file in file order; damage is counted in ``anomalies``."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+        if len(head) < 4:
+            raise not_a_capture(path, "file too short")
+        le_magic, be_magic = struct.unpack_from("<I", head)[0], struct.unpack_from(">I", head)[0]
+        if le_magic == PCAPNG_SHB:
+            yield from _pcapng(f, head, path, anomalies)
+            return
+        for endian, magic in (("<", le_magic), (">", be_magic)):
+            if magic in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
+                if len(head) < 24:
+                    raise not_a_capture(path, "file header cut short")
+                linktype = struct.unpack_from(endian + "I", head, 20)[0] & 0xFFFF  # upper bits: FCS length
+                scale = 1e-6 if magic == PCAP_MAGIC_US else 1e-9
+                yield from _pcap(f, endian, scale, linktype, anomalies)
+                return
+        raise not_a_capture(path, f"magic 0x{be_magic:08x}")
+
+
+class _Blocks:
+    """A read buffer over a file: ``need(n)`` makes at least n bytes available from ``pos``."""
+
+    __slots__ = ("f", "buf", "view", "pos")
+
+    def __init__(self, f, initial: bytes = b""):
+        self.f, self.buf, self.pos = f, initial, 0
+        self.view = memoryview(initial)
+
+    def need(self, n: int) -> bool:
+        while len(self.buf) - self.pos < n:
+            more = self.f.read(max(BLOCK_SIZE, n - len(self.buf) + self.pos))
+            if not more:
+                return False
+            self.buf = self.buf[self.pos:] + more
+            self.view, self.pos = memoryview(self.buf), 0
+        return True
+
+    def left(self) -> int:
+        return len(self.buf) - self.pos
+
+
+def _pcap(f, endian: str, scale: float, linktype: int, anomalies: Anomalies) -> Iterator[Packet]:
+    """Classic pcap records after the 24-octet file header: ts_sec, ts_frac, caplen, origlen, data."""
+    record = struct.Struct(endian + "III")
+    blocks = _Blocks(f)
+    while blocks.need(16):
+        sec, frac, caplen = record.unpack_from(blocks.buf, blocks.pos)
+        if caplen > MAX_RECORD:
+            anomalies["pcap.bad_record"] += 1
+            return
+        if not blocks.need(16 + caplen):
+            break
+        start = blocks.pos + 16
+        blocks.pos = start + caplen
+        yield sec + frac * scale, linktype, blocks.view[start:start + caplen]
+    if blocks.left():
+        anomalies["pcap.truncated_record"] += 1
+
+
+class _Interface:
+    __slots__ = ("linktype", "snaplen", "divisor", "offset")
+
+    def __init__(self, linktype: int, snaplen: int, divisor: float, offset: int):
+        self.linktype, self.snaplen, self.divisor, self.offset = linktype, snaplen, divisor, offset
+
+
+def _interface(body: memoryview, endian: str) -> _Interface:
+    """IDB (§4.2): link type, reserved, snaplen, then options; if_tsresol is 10^-n, or 2^-n with bit 7 set."""
+    linktype, _, snaplen = struct.unpack_from(endian + "HHI", body)
+    divisor, offset, at = 1e6, 0, 8
+    while at + 4 <= len(body):
+        code, length = struct.unpack_from(endian + "HH", body, at)
+        if code == OPT_END or at + 4 + length > len(body):
+            break
+        value = body[at + 4:at + 4 + length]
+        if code == IF_TSRESOL and length >= 1:
+            divisor = float(2 ** (value[0] & 0x7F)) if value[0] & 0x80 else 10.0 ** value[0]
+        elif code == IF_TSOFFSET and length >= 8:
+            offset = struct.unpack_from(endian + "q", value)[0]
+        at += 4 + length + (-length % 4)
+    return _Interface(linktype, snaplen, divisor, offset)
+
+
+def _byte_order(blocks: _Blocks) -> str | None:
+    """The struct byte order an SHB's byte-order magic announces for its section (§4.1), None if neither."""
+    return {PCAPNG_BYTE_ORDER_MAGIC: "<", 0x4D3C2B1A: ">"}.get(struct.unpack_from("<I", blocks.buf, blocks.pos + 8)[0])
+
+
+def _pcapng(f, head: bytes, path, anomalies: Anomalies) -> Iterator[Packet]:
+    """pcapng blocks: type, total length, body, total length again; the SHB sets the byte order of its section."""
+    blocks = _Blocks(f, head)
+    if not blocks.need(12) or _byte_order(blocks) is None:
+        raise not_a_capture(path, "pcapng section header missing or cut short")
+    endian, interfaces, last_ts = "<", [], 0.0
+    while blocks.need(12):
+        buf, pos = blocks.buf, blocks.pos
+        if struct.unpack_from("<I", buf, pos)[0] == PCAPNG_SHB:
+            endian = _byte_order(blocks)
+            if endian is None:
+                anomalies["pcap.bad_record"] += 1
+                return
+            interfaces = []
+        kind, length = _BLOCK_HEADER[endian].unpack_from(buf, pos)
+        if length < 12 or length % 4 or length > MAX_BLOCK:
+            anomalies["pcap.bad_record"] += 1
+            return
+        if not blocks.need(length):
+            break
+        buf, pos = blocks.buf, blocks.pos
+        blocks.pos = pos + length
+        if _BLOCK_TRAILER[endian].unpack_from(buf, pos + length - 4)[0] != length:
+            anomalies["pcap.bad_record"] += 1
+            return
+        body = blocks.view[pos + 8:pos + length - 4]
+        if kind == BLOCK_EPB or kind == BLOCK_PB:
+            if len(body) < 20:
+                anomalies["pcap.bad_record"] += 1
+                continue
+            if kind == BLOCK_EPB:
+                iface, high, low, caplen = _EPB[endian].unpack_from(body)
+            else:
+                iface, _, high, low, caplen = _PB[endian].unpack_from(body)
+            if iface >= len(interfaces) or caplen > len(body) - 20:
+                anomalies["pcap.bad_record"] += 1
+                continue
+            i = interfaces[iface]
+            last_ts = ((high << 32) | low) / i.divisor + i.offset
+            yield last_ts, i.linktype, body[20:20 + caplen]
+        elif kind == BLOCK_SPB:
+            if not interfaces or len(body) < 4:
+                anomalies["pcap.bad_record"] += 1
+                continue
+            i = interfaces[0]
+            caplen = min(struct.unpack_from(endian + "I", body)[0], len(body) - 4, i.snaplen or MAX_RECORD)
+            # An SPB has no timestamp (§4.4): it inherits the previous packet's, so time stays monotonic.
+            yield last_ts, i.linktype, body[4:4 + caplen]
+        elif kind == BLOCK_IDB:
+            if len(body) < 8:
+                anomalies["pcap.bad_record"] += 1
+                return
+            interfaces.append(_interface(body, endian))
+    if blocks.left():
+        anomalies["pcap.truncated_record"] += 1

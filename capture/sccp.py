@@ -1,0 +1,320 @@
+"""SCCP (ITU-T Q.713): messages, called/calling party addresses, and connection tracking.
+
+A message (§4) is its type, a fixed part, pointers to the mandatory variable parameters (each pointer counts octets
+from itself to the parameter's length octet) and, for some types, a pointer to the optional part (§2.3). The
+layouts are the ``LAYOUTS`` table; the code walks only the variable and optional parts. Addresses (§3.4): address
+indicator, then point code (ITU 14 bits in 2 octets; 24 bits in 3 where the MTP uses 24-bit codes), SSN, global
+title. User data is returned from UDT, XUDT (unsegmented), CR, CC, CREF, RLSD, DT1 and DT2; the other types are
+recognised and carry nothing a caller needs.
+
+Connections (§2.1, Q.714 §3): every CR opens a connection with a run-unique integer id. A message addressed to a
+node carries that node's local reference as destination reference, so a connection is found by (receiving node,
+destination local reference); CR, CC and RLSD bind the sender's own reference. RLC (and CREF) end it. A message of
+a connection whose CR was not captured opens a connection with unknown SSN.
+"""
+
+from typing import NamedTuple
+
+from capture.errors import Anomalies, Malformed, Truncated, Unsupported
+
+# Q.713 §2.1 Table 1: message types (a payload's ``sccp_type`` in the batch is one of these).
+SCCP_CR, SCCP_CC, SCCP_CREF, SCCP_RLSD, SCCP_RLC, SCCP_DT1, SCCP_DT2, SCCP_AK = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08
+SCCP_UDT, SCCP_UDTS, SCCP_ED, SCCP_EA, SCCP_RSR, SCCP_RSC, SCCP_ERR, SCCP_IT = 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F, 0x10
+SCCP_XUDT, SCCP_XUDTS, SCCP_LUDT, SCCP_LUDTS = 0x11, 0x12, 0x13, 0x14
+MESSAGE_TYPES = {SCCP_CR: "CR", SCCP_CC: "CC", SCCP_CREF: "CREF", SCCP_RLSD: "RLSD", SCCP_RLC: "RLC",
+                 SCCP_DT1: "DT1", SCCP_DT2: "DT2", SCCP_AK: "AK", SCCP_UDT: "UDT", SCCP_UDTS: "UDTS",
+                 SCCP_ED: "ED", SCCP_EA: "EA", SCCP_RSR: "RSR", SCCP_RSC: "RSC", SCCP_ERR: "ERR", SCCP_IT: "IT",
+                 SCCP_XUDT: "XUDT", SCCP_XUDTS: "XUDTS", SCCP_LUDT: "LUDT", SCCP_LUDTS: "LUDTS"}
+
+# Q.713 §3 Table 2: parameter names used in optional parts.
+PARAM_END, PARAM_CALLED, PARAM_CALLING, PARAM_DATA, PARAM_SEGMENTATION = 0x00, 0x03, 0x04, 0x0F, 0x10
+
+# Fixed-part fields and their sizes (§3.2-3.18).
+_FIELD_SIZES = {"dst_ref": 3, "src_ref": 3, "protocol_class": 1, "cause": 1, "segmenting": 1, "sequencing": 2,
+                "credit": 1, "receive_sequence": 1, "hop_counter": 1}
+# Q.713 §4: per message type, the fixed part in wire order, the mandatory variable parameters, and whether an
+# optional part follows.
+LAYOUTS = {
+    SCCP_CR: (("src_ref", "protocol_class"), ("called",), True),
+    SCCP_CC: (("dst_ref", "src_ref", "protocol_class"), (), True),
+    SCCP_CREF: (("dst_ref", "cause"), (), True),
+    SCCP_RLSD: (("dst_ref", "src_ref", "cause"), (), True),
+    SCCP_RLC: (("dst_ref", "src_ref"), (), False),
+    SCCP_DT1: (("dst_ref", "segmenting"), ("data",), False),
+    SCCP_DT2: (("dst_ref", "sequencing"), ("data",), False),
+    SCCP_AK: (("dst_ref", "receive_sequence", "credit"), (), False),
+    SCCP_UDT: (("protocol_class",), ("called", "calling", "data"), False),
+    SCCP_UDTS: (("cause",), ("called", "calling", "data"), False),
+    SCCP_ED: (("dst_ref",), ("data",), False),
+    SCCP_EA: (("dst_ref",), (), False),
+    SCCP_RSR: (("dst_ref", "src_ref", "cause"), (), False),
+    SCCP_RSC: (("dst_ref", "src_ref"), (), False),
+    SCCP_ERR: (("dst_ref", "cause"), (), False),
+    SCCP_IT: (("dst_ref", "src_ref", "protocol_class", "sequencing", "credit"), (), False),
+    SCCP_XUDT: (("protocol_class", "hop_counter"), ("called", "calling", "data"), True),
+    SCCP_XUDTS: (("cause", "hop_counter"), ("called", "calling", "data"), True),
+}
+# Types whose user data is the caller's (UDTS/XUDTS return someone's data; ED is never used by BSSAP).
+DATA_TYPES = frozenset((SCCP_CR, SCCP_CC, SCCP_CREF, SCCP_RLSD, SCCP_DT1, SCCP_DT2, SCCP_UDT, SCCP_XUDT))
+
+# Address indicator (§3.4.1) and global title indicator values (§3.4.2.3).
+AI_PC, AI_SSN, AI_ROUTE_ON_SSN = 0x01, 0x02, 0x40
+GTI_NONE, GTI_NAI, GTI_TT, GTI_TT_NP_ES, GTI_TT_NP_ES_NAI = 0, 1, 2, 3, 4
+ES_BCD_ODD, ES_BCD_EVEN = 1, 2
+
+# Q.713 §3.4.2.3.1 address signals, two per octet, the first in bits 1-4; with an odd number of signals the last
+# octet's bits 5-8 are filler, which the odd/even indicator (or encoding scheme) says to drop.
+_BCD_PAIRS = tuple("0123456789abcdef"[b & 0x0F] + "0123456789abcdef"[b >> 4] for b in range(256))
+
+MAX_SEGMENTED = 1 << 16      # octets of one DT1/DT2 M-bit sequence
+MAX_CONNECTIONS = 1 << 18    # local references tracked at once before idle ones expire
+CONNECTION_IDLE = 3600.0     # seconds without a message after which an unreleased connection may be dropped
+
+
+class Address(NamedTuple):
+    """Q.713 §3.4 called/calling party address. ``ssn`` 0 means not present (or "not known", §3.4.2.2)."""
+
+    route_on_ssn: bool
+    pc: int | None
+    ssn: int
+    gti: int
+    tt: int | None = None
+    np: int | None = None
+    nai: int | None = None
+    digits: str = ""
+
+
+class Message(NamedTuple):
+    """One SCCP message; references are -1 and parts None where the type has none."""
+
+    type: int
+    protocol_class: int
+    dst_ref: int
+    src_ref: int
+    called: Address | None
+    calling: Address | None
+    data: memoryview | None
+    more: bool                  # DT1/DT2 M bit (§3.7, §3.8): more data of this NSDU follows
+
+
+def parse(msg: memoryview, pc_octets: int = 2) -> Message:
+    """Decode an SCCP message; ``pc_octets`` is the point-code size in addresses (2 ITU, 3 for 24-bit MTPs)."""
+    if not msg:
+        raise Truncated("sccp.empty")
+    kind = msg[0]
+    layout = LAYOUTS.get(kind)
+    if layout is None:
+        if kind in (SCCP_LUDT, SCCP_LUDTS):
+            raise Unsupported("sccp.ludt_unsupported")
+        raise Malformed("sccp.unknown_message_type", f"0x{kind:02x}")
+    fixed, variable, optional = layout
+    values = {}
+    off = 1
+    for name in fixed:  # local references go least significant octet first, as every multi-octet field here
+        size = _FIELD_SIZES[name]
+        if off + size > len(msg):
+            raise Truncated("sccp.fixed_part_too_short", MESSAGE_TYPES[kind])
+        values[name] = int.from_bytes(msg[off:off + size], "little")
+        off += size
+    params = {name: _variable(msg, off + i) for i, name in enumerate(variable)}
+    if optional and _optional(msg, off + len(variable), params) and kind == SCCP_XUDT:
+        raise Unsupported("sccp.xudt_segmented")
+    called = _address(params["called"], pc_octets) if "called" in params else None
+    calling = _address(params["calling"], pc_octets) if "calling" in params else None
+    if kind == SCCP_DT1:
+        more = bool(values["segmenting"] & 0x01)
+    else:  # DT2: the M bit is bit 1 of the sequencing/segmenting field's second octet
+        more = kind == SCCP_DT2 and bool(values["sequencing"] & 0x0100)
+    return Message(kind, values["protocol_class"] & 0x0F if "protocol_class" in values else -1,
+                   values.get("dst_ref", -1), values.get("src_ref", -1), called, calling,
+                   params.get("data") if kind in DATA_TYPES else None, more)
+
+
+def _variable(msg: memoryview, at: int) -> memoryview:
+    """The mandatory variable parameter whose pointer octet is at ``at`` (§2.3: pointer, then length, value)."""
+    if at >= len(msg):
+        raise Truncated("sccp.pointer_missing")
+    start = at + msg[at]
+    if start == at:
+        raise Malformed("sccp.zero_pointer")
+    if start >= len(msg) or start + 1 + msg[start] > len(msg):
+        raise Malformed("sccp.pointer_out_of_range")
+    return msg[start + 1:start + 1 + msg[start]]
+
+
+def _optional(msg: memoryview, at: int, params: dict) -> bool:
+    """Walk the optional part its pointer at ``at`` points to (name, length, value; §2.3), keeping addresses and
+    data; True if it has a Segmentation parameter. A zero pointer means no optional part."""
+    if at >= len(msg):
+        raise Truncated("sccp.pointer_missing")
+    if msg[at] == 0:
+        return False
+    off, segmented = at + msg[at], False
+    while off < len(msg):
+        name = msg[off]
+        if name == PARAM_END:
+            return segmented
+        if off + 2 > len(msg) or off + 2 + msg[off + 1] > len(msg):
+            raise Truncated("sccp.optional_parameter_too_short")
+        value = msg[off + 2:off + 2 + msg[off + 1]]
+        if name == PARAM_CALLED:
+            params["called"] = value
+        elif name == PARAM_CALLING:
+            params["calling"] = value
+        elif name == PARAM_DATA:
+            params["data"] = value
+        elif name == PARAM_SEGMENTATION:
+            segmented = True
+        off += 2 + len(value)
+    raise Truncated("sccp.optional_part_unterminated")
+
+
+def _address(value: memoryview, pc_octets: int) -> Address:
+    """Q.713 §3.4.1 address indicator, §3.4.2 address (ITU order: point code, SSN, global title)."""
+    if not value:
+        raise Truncated("sccp.address_empty")
+    ai = value[0]
+    gti = (ai >> 2) & 0x0F
+    off, pc, ssn = 1, None, 0
+    if ai & AI_PC:
+        if len(value) < off + pc_octets:
+            raise Truncated("sccp.address_too_short")
+        pc = int.from_bytes(value[off:off + pc_octets], "little") & (0x3FFF if pc_octets == 2 else 0xFFFFFF)
+        off += pc_octets
+    if ai & AI_SSN:
+        if len(value) < off + 1:
+            raise Truncated("sccp.address_too_short")
+        ssn = value[off]
+        off += 1
+    route_on_ssn = bool(ai & AI_ROUTE_ON_SSN)
+    if gti == GTI_NONE:
+        if off != len(value):
+            raise Malformed("sccp.address_length")
+        return Address(route_on_ssn, pc, ssn, gti)
+    tt = np = nai = None
+    odd = False
+    if gti == GTI_NAI:
+        if len(value) < off + 1:
+            raise Truncated("sccp.address_too_short")
+        odd, nai = bool(value[off] & 0x80), value[off] & 0x7F
+        off += 1
+    elif gti in (GTI_TT, GTI_TT_NP_ES, GTI_TT_NP_ES_NAI):
+        size = {GTI_TT: 1, GTI_TT_NP_ES: 2, GTI_TT_NP_ES_NAI: 3}[gti]
+        if len(value) < off + size:
+            raise Truncated("sccp.address_too_short")
+        tt = value[off]
+        if gti != GTI_TT:
+            np, es = value[off + 1] >> 4, value[off + 1] & 0x0F
+            if es not in (ES_BCD_ODD, ES_BCD_EVEN):
+                raise Unsupported("sccp.gt_encoding_not_bcd", str(es))
+            odd = es == ES_BCD_ODD
+        if gti == GTI_TT_NP_ES_NAI:
+            nai = value[off + 2] & 0x7F
+        off += size
+    else:
+        raise Malformed("sccp.reserved_gti", str(gti))
+    digits = "".join(_BCD_PAIRS[b] for b in value[off:])
+    if odd and digits:
+        digits = digits[:-1]
+    return Address(route_on_ssn, pc, ssn, gti, tt, np, nai, digits)
+
+
+class Connection:
+    """One SCCP connection: run-unique id, the SSN its CR addressed (0 unknown), the references bound to it."""
+
+    __slots__ = ("id", "ssn", "keys", "last", "segments")
+
+    def __init__(self, conn_id: int, ssn: int, ts: float):
+        self.id, self.ssn, self.keys, self.last = conn_id, ssn, [], ts
+        self.segments: dict[int, bytearray] = {}
+
+
+class Connections:
+    """Connection-oriented SCCP: local references to connections, per receiving node."""
+
+    def __init__(self, anomalies: Anomalies):
+        self.anomalies = anomalies
+        self._by_ref: dict[tuple[int, int], Connection] = {}
+        self._next_id = 0
+
+    def track(self, msg: Message, src: int, dst: int, ts: float) -> Connection | None:
+        """The connection ``msg`` belongs to (``src``/``dst`` identify the sending/receiving node); None for
+        connectionless and ignored types."""
+        kind = msg.type
+        if kind == SCCP_CR:
+            conn = self._open(subsystem(msg), ts)
+            self._bind(conn, src, msg.src_ref)
+            return conn
+        if kind in (SCCP_DT1, SCCP_DT2, SCCP_CC, SCCP_RLSD, SCCP_CREF):
+            conn = self._by_ref.get((dst, msg.dst_ref))
+            if conn is None:
+                conn = self._open(subsystem(msg), ts)
+                self._bind(conn, dst, msg.dst_ref)
+            elif not conn.ssn and msg.called is not None:
+                conn.ssn = msg.called.ssn
+            conn.last = ts
+            if kind in (SCCP_CC, SCCP_RLSD):
+                self._bind(conn, src, msg.src_ref)
+            elif kind == SCCP_CREF:
+                self._close(conn)
+            return conn
+        if kind == SCCP_RLC:
+            conn = self._by_ref.get((dst, msg.dst_ref)) or self._by_ref.get((src, msg.src_ref))
+            if conn is not None:
+                self._close(conn)
+            return conn
+        return None
+
+    def reassemble(self, conn: Connection, dst: int, msg: Message) -> memoryview | bytes | None:
+        """The complete user data of a DT1/DT2 once its last segment (M bit clear) is in; §3.7 / Q.714 §3.3.2."""
+        pending = conn.segments.get(dst)
+        if not msg.more and pending is None:
+            return msg.data
+        if pending is None:
+            pending = conn.segments[dst] = bytearray()
+        pending += msg.data
+        if len(pending) > MAX_SEGMENTED:
+            del conn.segments[dst]
+            raise Malformed("sccp.segmented_too_large")
+        if msg.more:
+            return None
+        del conn.segments[dst]
+        return bytes(pending)
+
+    def _open(self, ssn: int, ts: float) -> Connection:
+        if len(self._by_ref) >= MAX_CONNECTIONS:
+            self._expire(ts)
+        conn = Connection(self._next_id, ssn, ts)
+        self._next_id += 1
+        return conn
+
+    def _bind(self, conn: Connection, node: int, ref: int) -> None:
+        key = (node, ref)
+        old = self._by_ref.get(key)
+        if old is not None and old is not conn:  # the node reused a reference whose release we did not see
+            self._close(old)
+        self._by_ref[key] = conn
+        conn.keys.append(key)
+
+    def _close(self, conn: Connection) -> None:
+        for key in conn.keys:
+            if self._by_ref.get(key) is conn:
+                del self._by_ref[key]
+        conn.keys.clear()
+
+    def _expire(self, ts: float) -> None:
+        """Too many open references: drop connections idle for an hour, else the least recently used half."""
+        conns = {id(c): c for c in self._by_ref.values()}.values()
+        idle = [c for c in conns if ts - c.last > CONNECTION_IDLE]
+        if not idle:
+            idle = sorted(conns, key=lambda c: c.last)[:len(conns) // 2]
+        for conn in idle:
+            self._close(conn)
+        self.anomalies["sccp.connection_expired"] += len(idle)
+
+
+def subsystem(msg: Message) -> int:
+    """The subsystem a message is for: the called SSN, else the calling one; 0 if neither is known."""
+    if msg.called is not None and msg.called.ssn:
+        return msg.called.ssn
+    return msg.calling.ssn if msg.calling is not None else 0

@@ -1,0 +1,216 @@
+"""SCTP (RFC 9260): common header, the chunk walk, DATA (§3.3.1) and I-DATA (RFC 8260 §2.1) user messages.
+
+A packet bundles any number of chunks; each DATA chunk is one user message or, with the B/E flags (§6.9), one
+fragment of it. Fragments are reassembled per association direction, stream and SSN (I-DATA: MID), in TSN
+(I-DATA: FSN) order, whatever order they arrive in: a probe can see the E fragment before the B fragment. A chunk
+that repeats a TSN this direction already delivered, with the same content, is a retransmission (§6.3.3): it is
+dropped and counted (``sctp.duplicate_tsn``) so the same message is not decoded twice. Direction state is keyed by
+the verification tag as well as the addresses, so an association restarted on the same ports starts afresh.
+
+Only user messages the caller accepts (by PPID and ports) are tracked, so Diameter or NGAP cost nothing.
+"""
+
+import struct
+from collections.abc import Callable
+
+from capture.errors import Anomalies, Truncated
+
+# Chunk types (§3.2, RFC 8260 §2.1).
+CHUNK_DATA, CHUNK_ABORT, CHUNK_SHUTDOWN_COMPLETE, CHUNK_I_DATA = 0, 6, 14, 64
+FLAG_E, FLAG_B, FLAG_U = 0x01, 0x02, 0x04
+DATA_HEADER, I_DATA_HEADER = 16, 20  # chunk header + TSN, SID, SSN, PPID / TSN, SID, reserved, MID, PPID|FSN
+
+MAX_CHUNKS = 256             # per packet; more is counted as sctp.too_many_chunks and the rest skipped
+RECENT_TSNS = 4096           # per direction: TSNs remembered for duplicate detection
+MAX_FRAGMENTS = 256          # per user message
+MAX_MESSAGE = 1 << 20        # octets per reassembled user message
+REASSEMBLY_TIMEOUT = 30.0    # seconds of capture time for all fragments of a message to arrive
+MAX_DIRECTIONS = 65536
+
+_TSN_MASK = 0xFFFFFFFF
+_COMMON = struct.Struct("!HHI")
+_CHUNK = struct.Struct("!BBH")
+_DATA = struct.Struct("!IHHI")
+_I_DATA = struct.Struct("!IHHII")
+
+# One delivered user message: (what the acceptor said it is, source port, destination port, stream, payload).
+Message = tuple[int, int, int, int, bytes | memoryview]
+
+
+class _Fragments:
+    """The fragments of one user message so far: order number (TSN or FSN) -> (flags, octets)."""
+
+    __slots__ = ("first", "parts", "size", "ppid")
+
+    def __init__(self, first: float):
+        self.first, self.parts, self.size, self.ppid = first, {}, 0, None
+
+
+class _Direction:
+    """One direction of one association: recently seen TSNs and the messages being reassembled."""
+
+    __slots__ = ("seen", "partial")
+
+    def __init__(self):
+        self.seen: dict[int, tuple] = {}  # TSN -> signature of its chunk, oldest first
+        self.partial: dict[tuple, _Fragments] = {}
+
+    def fresh(self, tsn: int, signature: tuple) -> bool:
+        """False for a retransmission: a TSN seen before with the same chunk. The same TSN with another chunk is
+        not one (a restarted sender, or a capture stitched or synthesised with constant TSNs): it is kept."""
+        seen = self.seen
+        if seen.get(tsn) == signature:
+            return False
+        seen[tsn] = signature
+        if len(seen) > RECENT_TSNS:
+            del seen[next(iter(seen))]
+        return True
+
+
+class SctpLayer:
+    """Turns SCTP packets into the user messages ``accept(ppid, src_port, dst_port)`` gives a non-zero kind."""
+
+    def __init__(self, accept: Callable[[int, int, int], int], anomalies: Anomalies):
+        self.accept = accept
+        self.anomalies = anomalies
+        self._directions: dict[tuple, _Direction] = {}
+        self._reassembling: set[_Direction] = set()  # directions with partial messages, for the timeout sweep
+        self._swept = 0.0
+
+    def packet(self, src: bytes, dst: bytes, data: memoryview, ts: float) -> list[Message]:
+        if len(data) < 12:
+            raise Truncated("sctp.header_too_short")
+        if ts - self._swept > 1.0:
+            self._sweep(ts)
+        sport, dport, vtag = _COMMON.unpack_from(data)
+        out: list[Message] = []
+        off, count, end_of_packet, direction = 12, 0, len(data), None
+        while off + 4 <= end_of_packet:
+            kind, flags, length = _CHUNK.unpack_from(data, off)
+            if length < 4:
+                self.anomalies["sctp.chunk_too_small"] += 1
+                break
+            end = off + length
+            if end > end_of_packet:
+                self.anomalies["sctp.chunk_truncated"] += 1
+                break
+            count += 1
+            if count > MAX_CHUNKS:
+                self.anomalies["sctp.too_many_chunks"] += 1
+                break
+            if kind == CHUNK_DATA:
+                if length < DATA_HEADER:
+                    self.anomalies["sctp.chunk_too_small"] += 1
+                else:
+                    tsn, stream, ssn, ppid = _DATA.unpack_from(data, off + 4)
+                    what = self.accept(ppid, sport, dport)
+                    if what:
+                        payload = data[off + DATA_HEADER:end]
+                        if flags & 0x03 != 0x03:
+                            whole = self._fragment((src, sport, dst, dport, vtag), (stream, ssn, flags & FLAG_U),
+                                                   tsn, tsn, flags, payload, ppid, ts)
+                            if whole is not None:
+                                out.append((what, sport, dport, stream, whole[0]))
+                        else:
+                            direction = direction or self._direction(src, sport, dst, dport, vtag)
+                            if direction.fresh(tsn, (stream, ssn, hash(payload))):
+                                out.append((what, sport, dport, stream, payload))
+                            else:
+                                self.anomalies["sctp.duplicate_tsn"] += 1
+            elif kind == CHUNK_I_DATA:
+                if length < I_DATA_HEADER:
+                    self.anomalies["sctp.chunk_too_small"] += 1
+                else:
+                    self._i_data(data, off, end, flags, src, sport, dst, dport, vtag, ts, out)
+            elif kind in (CHUNK_ABORT, CHUNK_SHUTDOWN_COMPLETE):
+                self._directions.pop((src, sport, dst, dport, vtag), None)
+                direction = None
+            off = end + (-length & 3)
+        return out
+
+    def _i_data(self, data, off, end, flags, src, sport, dst, dport, vtag, ts, out) -> None:
+        """RFC 8260 §2.1: the B fragment carries the PPID, the others their FSN (the B fragment is FSN 0)."""
+        tsn, stream, _, mid, ppid_or_fsn = _I_DATA.unpack_from(data, off + 4)
+        payload = data[off + I_DATA_HEADER:end]
+        if flags & 0x03 == 0x03:
+            what = self.accept(ppid_or_fsn, sport, dport)
+            if what:
+                if self._direction(src, sport, dst, dport, vtag).fresh(tsn, (stream, mid, hash(payload))):
+                    out.append((what, sport, dport, stream, payload))
+                else:
+                    self.anomalies["sctp.duplicate_tsn"] += 1
+            return
+        fsn, ppid = (0, ppid_or_fsn) if flags & FLAG_B else (ppid_or_fsn, None)
+        whole = self._fragment((src, sport, dst, dport, vtag), (stream, mid, flags & FLAG_U, CHUNK_I_DATA), tsn, fsn,
+                               flags, payload, ppid, ts)
+        if whole is not None:
+            message, ppid = whole
+            what = self.accept(ppid, sport, dport)
+            if what:
+                out.append((what, sport, dport, stream, message))
+
+    def _direction(self, src, sport, dst, dport, vtag) -> _Direction:
+        key = (src, sport, dst, dport, vtag)
+        d = self._directions.get(key)
+        if d is None:
+            if len(self._directions) >= MAX_DIRECTIONS:
+                del self._directions[next(iter(self._directions))]
+            d = self._directions[key] = _Direction()
+        return d
+
+    def _fragment(self, dkey: tuple, mkey: tuple, tsn: int, order: int, flags: int, payload: memoryview,
+                  ppid: int | None, ts: float) -> tuple[bytes, int] | None:
+        """Store one fragment; once B..E are all present return the message and the PPID its B fragment carried."""
+        d = self._direction(*dkey)
+        if not d.fresh(tsn, (mkey, order, flags, hash(payload))):
+            self.anomalies["sctp.duplicate_tsn"] += 1
+            return None
+        msg = d.partial.get(mkey)
+        if msg is None:
+            msg = d.partial[mkey] = _Fragments(ts)
+            self._reassembling.add(d)
+        msg.parts[order] = (flags, bytes(payload))
+        msg.size += len(payload)
+        if ppid is not None:
+            msg.ppid = ppid
+        if len(msg.parts) > MAX_FRAGMENTS or msg.size > MAX_MESSAGE:
+            del d.partial[mkey]
+            self.anomalies["sctp.reassembly_too_large"] += 1
+            return None
+        whole = _complete(msg.parts)
+        if whole is None:
+            return None
+        del d.partial[mkey]
+        return whole, msg.ppid
+
+    def _sweep(self, ts: float) -> None:
+        self._swept = ts
+        for d in list(self._reassembling):
+            for mkey in [k for k, m in d.partial.items() if ts - m.first > REASSEMBLY_TIMEOUT]:
+                del d.partial[mkey]
+                self.anomalies["sctp.reassembly_timeout"] += 1
+            if not d.partial:
+                self._reassembling.discard(d)
+
+    def finish(self) -> None:
+        """End of capture: messages still missing fragments will never complete."""
+        for d in self._reassembling:
+            self.anomalies["sctp.reassembly_timeout"] += len(d.partial)
+            d.partial.clear()
+        self._reassembling.clear()
+
+
+def _complete(parts: dict[int, tuple[int, bytes]]) -> bytes | None:
+    """The message if the parts run without a gap from a B fragment to an E fragment (serial numbers wrap)."""
+    first = next((n for n, (flags, _) in parts.items() if flags & FLAG_B), None)
+    if first is None:
+        return None
+    pieces = []
+    for i in range(len(parts)):
+        part = parts.get((first + i) & _TSN_MASK)
+        if part is None:
+            return None
+        pieces.append(part[1])
+        if part[0] & FLAG_E:
+            return b"".join(pieces)
+    return None
