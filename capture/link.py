@@ -3,7 +3,8 @@
 Link types are the tcpdump.org LINKTYPE_ values: Ethernet II (IEEE 802.3 with 802.1Q / 802.1ad QinQ tags), Linux
 cooked capture SLL and SLL2, BSD null/loopback (address family in host resp. network byte order), and raw IP
 (101, 228, 229, and 12/14, which some BSDs wrote for DLT_RAW). Frames that carry no IP (ARP, LLDP, 802.3 with LLC,
-STP) return None: they are not damage, just not signaling.
+STP) return None: they are not damage, just not signaling. The MTP link types of E1 signaling taps (139-141) carry
+no IP: capture.mtp2 reads them.
 """
 
 import struct

@@ -9,9 +9,15 @@ A file yields ``(ts, linktype, data)`` per packet, ``data`` a memoryview into th
 packet). Damage ends the file instead of raising: a last record cut short (a file still being written, a failed
 copy) counts ``pcap.truncated_record``; a record or block whose length is impossible counts ``pcap.bad_record``
 (classic pcap cannot resynchronise after it). Only a file that is not a capture at all raises ``Malformed``.
+
+A file that starts with the gzip magic 1f 8b (RFC 1952 §2.3.1: how rotated captures are usually compressed) is
+decompressed as it is read, whatever its name; a gzip stream cut short counts ``pcap.truncated_record`` like a
+plain file cut short.
 """
 
+import gzip
 import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +29,7 @@ MAX_BLOCK = 1 << 24           # a pcapng block larger than this (16 MiB) is take
 
 PCAP_MAGIC_US, PCAP_MAGIC_NS = 0xA1B2C3D4, 0xA1B23C4D
 PCAPNG_SHB, PCAPNG_BYTE_ORDER_MAGIC = 0x0A0D0D0A, 0x1A2B3C4D
+GZIP_MAGIC = b"\x1f\x8b"
 # pcapng block types (§4, Appendix A); every other block type is skipped by its length.
 BLOCK_IDB, BLOCK_PB, BLOCK_SPB, BLOCK_EPB = 1, 2, 3, 6
 # Interface Description Block options (§4.2).
@@ -43,24 +50,61 @@ def not_a_capture(path, why: str) -> Malformed:
 
 
 def read_packets(path: str | Path, anomalies: Anomalies) -> Iterator[Packet]:
-    """Every packet of one capture file in file order; damage is counted in ``anomalies``."""
-    with open(path, "rb") as f:
-        head = f.read(24)
-        if len(head) < 4:
-            raise not_a_capture(path, "file too short")
-        le_magic, be_magic = struct.unpack_from("<I", head)[0], struct.unpack_from(">I", head)[0]
-        if le_magic == PCAPNG_SHB:
-            yield from _pcapng(f, head, path, anomalies)
+    """Every packet of one capture file (plain or gzip'd) in file order; damage is counted in ``anomalies``."""
+    with open(path, "rb") as raw:
+        compressed = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        if not compressed:
+            yield from _packets(raw, path, anomalies)
             return
-        for endian, magic in (("<", le_magic), (">", be_magic)):
-            if magic in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
-                if len(head) < 24:
-                    raise not_a_capture(path, "file header cut short")
-                linktype = struct.unpack_from(endian + "I", head, 20)[0] & 0xFFFF  # upper bits: FCS length
-                scale = 1e-6 if magic == PCAP_MAGIC_US else 1e-9
-                yield from _pcap(f, endian, scale, linktype, anomalies)
-                return
-        raise not_a_capture(path, f"magic 0x{be_magic:08x}")
+        with gzip.GzipFile(fileobj=raw) as f:
+            stream = _Gunzip(f)
+            before = anomalies["pcap.truncated_record"]
+            yield from _packets(stream, path, anomalies)
+            if stream.damaged and anomalies["pcap.truncated_record"] == before:  # cut at a record boundary
+                anomalies["pcap.truncated_record"] += 1
+
+
+class _Gunzip:
+    """A gzip stream whose ``read`` returns what could be decompressed before damage instead of raising."""
+
+    __slots__ = ("f", "damaged")
+
+    def __init__(self, f):
+        self.f, self.damaged = f, False
+
+    def read(self, n: int) -> bytes:
+        out = bytearray()
+        while len(out) < n and not self.damaged:
+            try:
+                more = self.f.read1(n - len(out))
+            except (EOFError, zlib.error, gzip.BadGzipFile):
+                self.damaged = True
+                break
+            if not more:
+                break
+            out += more
+        return bytes(out)
+
+
+def _packets(f, path, anomalies: Anomalies) -> Iterator[Packet]:
+    """The packets of one open capture stream, its format told by the magic of its first block."""
+    head = f.read(24)
+    if len(head) < 4:
+        raise not_a_capture(path, "file too short")
+    le_magic, be_magic = struct.unpack_from("<I", head)[0], struct.unpack_from(">I", head)[0]
+    if le_magic == PCAPNG_SHB:
+        yield from _pcapng(f, head, path, anomalies)
+        return
+    for endian, magic in (("<", le_magic), (">", be_magic)):
+        if magic in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
+            if len(head) < 24:
+                raise not_a_capture(path, "file header cut short")
+            linktype = struct.unpack_from(endian + "I", head, 20)[0] & 0xFFFF  # upper bits: FCS length
+            scale = 1e-6 if magic == PCAP_MAGIC_US else 1e-9
+            yield from _pcap(f, endian, scale, linktype, anomalies)
+            return
+    raise not_a_capture(path, f"magic 0x{be_magic:08x}")
 
 
 class _Blocks:

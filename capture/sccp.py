@@ -4,13 +4,23 @@ A message (§4) is its type, a fixed part, pointers to the mandatory variable pa
 from itself to the parameter's length octet) and, for some types, a pointer to the optional part (§2.3). The
 layouts are the ``LAYOUTS`` table; the code walks only the variable and optional parts. Addresses (§3.4): address
 indicator, then point code (ITU 14 bits in 2 octets; 24 bits in 3 where the MTP uses 24-bit codes), SSN, global
-title. User data is returned from UDT, XUDT (unsegmented), CR, CC, CREF, RLSD, DT1 and DT2; the other types are
-recognised and carry nothing a caller needs.
+title. User data is returned from UDT, XUDT, CR, CC, CREF, RLSD, DT1 and DT2; the other types are recognised and
+carry nothing a caller needs.
+
+Segmented XUDT (§3.17 Segmentation: F bit for the first segment, the number of segments still to follow, and a
+3-octet local reference; Q.714 §4.1.1.2): ``Segments`` joins the segments of one message, keyed by the sending
+node, the calling party address and that local reference, in whatever order they arrive; the message is complete
+when the segment with "0 remaining" and every one before it back to the F segment are in. Segments of a message
+that does not complete within ``REASSEMBLY_TIMEOUT`` seconds of capture time count ``sccp.reassembly_timeout``.
 
 Connections (§2.1, Q.714 §3): every CR opens a connection with a run-unique integer id. A message addressed to a
 node carries that node's local reference as destination reference, so a connection is found by (receiving node,
 destination local reference); CR, CC and RLSD bind the sender's own reference. RLC (and CREF) end it. A message of
-a connection whose CR was not captured opens a connection with unknown SSN.
+a connection whose CR was not captured opens a connection with unknown SSN. Inactivity test (IT, Q.714 §3.4)
+messages keep a connection alive without carrying data; a connection with no message at all for ``idle`` seconds
+of capture time (default Q.714's longest receive-inactivity timer T(iar), 21 minutes, after which the nodes
+themselves release it) is dropped and counted ``sccp.connection_expired``, so a later message with the same
+reference opens a new connection instead of joining a dead one.
 """
 
 from typing import NamedTuple
@@ -66,9 +76,15 @@ ES_BCD_ODD, ES_BCD_EVEN = 1, 2
 # octet's bits 5-8 are filler, which the odd/even indicator (or encoding scheme) says to drop.
 _BCD_PAIRS = tuple("0123456789abcdef"[b & 0x0F] + "0123456789abcdef"[b >> 4] for b in range(256))
 
-MAX_SEGMENTED = 1 << 16      # octets of one DT1/DT2 M-bit sequence
-MAX_CONNECTIONS = 1 << 18    # local references tracked at once before idle ones expire
-CONNECTION_IDLE = 3600.0     # seconds without a message after which an unreleased connection may be dropped
+# §3.17 Segmentation parameter, first octet: F (first segment), C (in-sequence delivery class), remaining segments.
+SEGMENTATION_FIRST, SEGMENTATION_REMAINING = 0x80, 0x0F
+
+MAX_SEGMENTED = 1 << 16      # octets of one DT1/DT2 M-bit sequence or one segmented XUDT message
+MAX_CONNECTIONS = 1 << 18    # local references tracked at once before the least recently used expire
+CONNECTION_IDLE = 1260.0     # seconds: Q.714 T(iar) is 11 to 21 minutes
+IDLE_SWEEP = 60.0            # seconds of capture time between two looks for idle connections
+REASSEMBLY_TIMEOUT = 20.0    # seconds: Q.714 T(reassembly) is 10 to 20 seconds
+MAX_REASSEMBLING = 4096      # segmented XUDT messages being reassembled at once
 
 
 class Address(NamedTuple):
@@ -95,6 +111,7 @@ class Message(NamedTuple):
     calling: Address | None
     data: memoryview | None
     more: bool                  # DT1/DT2 M bit (§3.7, §3.8): more data of this NSDU follows
+    segmentation: tuple[bool, int, int] | None = None  # XUDT §3.17: (first segment, remaining, local reference)
 
 
 def parse(msg: memoryview, pc_octets: int = 2) -> Message:
@@ -117,8 +134,15 @@ def parse(msg: memoryview, pc_octets: int = 2) -> Message:
         values[name] = int.from_bytes(msg[off:off + size], "little")
         off += size
     params = {name: _variable(msg, off + i) for i, name in enumerate(variable)}
-    if optional and _optional(msg, off + len(variable), params) and kind == SCCP_XUDT:
-        raise Unsupported("sccp.xudt_segmented")
+    segmentation = None
+    if optional:
+        _optional(msg, off + len(variable), params)
+        if kind == SCCP_XUDT and "segmentation" in params:
+            value = params["segmentation"]
+            if len(value) < 4:
+                raise Truncated("sccp.segmentation_too_short")
+            segmentation = (bool(value[0] & SEGMENTATION_FIRST), value[0] & SEGMENTATION_REMAINING,
+                            int.from_bytes(value[1:4], "little"))
     called = _address(params["called"], pc_octets) if "called" in params else None
     calling = _address(params["calling"], pc_octets) if "calling" in params else None
     if kind == SCCP_DT1:
@@ -127,7 +151,7 @@ def parse(msg: memoryview, pc_octets: int = 2) -> Message:
         more = kind == SCCP_DT2 and bool(values["sequencing"] & 0x0100)
     return Message(kind, values["protocol_class"] & 0x0F if "protocol_class" in values else -1,
                    values.get("dst_ref", -1), values.get("src_ref", -1), called, calling,
-                   params.get("data") if kind in DATA_TYPES else None, more)
+                   params.get("data") if kind in DATA_TYPES else None, more, segmentation)
 
 
 def _variable(msg: memoryview, at: int) -> memoryview:
@@ -142,18 +166,18 @@ def _variable(msg: memoryview, at: int) -> memoryview:
     return msg[start + 1:start + 1 + msg[start]]
 
 
-def _optional(msg: memoryview, at: int, params: dict) -> bool:
-    """Walk the optional part its pointer at ``at`` points to (name, length, value; §2.3), keeping addresses and
-    data; True if it has a Segmentation parameter. A zero pointer means no optional part."""
+def _optional(msg: memoryview, at: int, params: dict) -> None:
+    """Walk the optional part its pointer at ``at`` points to (name, length, value; §2.3), keeping addresses, data
+    and segmentation. A zero pointer means no optional part."""
     if at >= len(msg):
         raise Truncated("sccp.pointer_missing")
     if msg[at] == 0:
-        return False
-    off, segmented = at + msg[at], False
+        return
+    off = at + msg[at]
     while off < len(msg):
         name = msg[off]
         if name == PARAM_END:
-            return segmented
+            return
         if off + 2 > len(msg) or off + 2 + msg[off + 1] > len(msg):
             raise Truncated("sccp.optional_parameter_too_short")
         value = msg[off + 2:off + 2 + msg[off + 1]]
@@ -164,7 +188,7 @@ def _optional(msg: memoryview, at: int, params: dict) -> bool:
         elif name == PARAM_DATA:
             params["data"] = value
         elif name == PARAM_SEGMENTATION:
-            segmented = True
+            params["segmentation"] = value
         off += 2 + len(value)
     raise Truncated("sccp.optional_part_unterminated")
 
@@ -232,14 +256,18 @@ class Connection:
 class Connections:
     """Connection-oriented SCCP: local references to connections, per receiving node."""
 
-    def __init__(self, anomalies: Anomalies):
+    def __init__(self, anomalies: Anomalies, idle: float = CONNECTION_IDLE):
         self.anomalies = anomalies
+        self.idle = idle
         self._by_ref: dict[tuple[int, int], Connection] = {}
         self._next_id = 0
+        self._swept = 0.0
 
     def track(self, msg: Message, src: int, dst: int, ts: float) -> Connection | None:
         """The connection ``msg`` belongs to (``src``/``dst`` identify the sending/receiving node); None for
         connectionless and ignored types."""
+        if ts - self._swept > IDLE_SWEEP:
+            self._sweep(ts)
         kind = msg.type
         if kind == SCCP_CR:
             conn = self._open(subsystem(msg), ts)
@@ -258,10 +286,12 @@ class Connections:
             elif kind == SCCP_CREF:
                 self._close(conn)
             return conn
-        if kind == SCCP_RLC:
+        if kind in (SCCP_RLC, SCCP_IT):
             conn = self._by_ref.get((dst, msg.dst_ref)) or self._by_ref.get((src, msg.src_ref))
             if conn is not None:
-                self._close(conn)
+                conn.last = ts
+                if kind == SCCP_RLC:
+                    self._close(conn)
             return conn
         return None
 
@@ -302,15 +332,85 @@ class Connections:
                 del self._by_ref[key]
         conn.keys.clear()
 
+    def _idle(self, ts: float) -> list[Connection]:
+        return [c for c in {id(c): c for c in self._by_ref.values()}.values() if ts - c.last > self.idle]
+
+    def _sweep(self, ts: float) -> None:
+        self._swept = ts
+        self._drop(self._idle(ts))
+
     def _expire(self, ts: float) -> None:
-        """Too many open references: drop connections idle for an hour, else the least recently used half."""
-        conns = {id(c): c for c in self._by_ref.values()}.values()
-        idle = [c for c in conns if ts - c.last > CONNECTION_IDLE]
+        """Too many open references: drop the idle connections, else the least recently used half."""
+        idle = self._idle(ts)
         if not idle:
+            conns = {id(c): c for c in self._by_ref.values()}.values()
             idle = sorted(conns, key=lambda c: c.last)[:len(conns) // 2]
-        for conn in idle:
+        self._drop(idle)
+
+    def _drop(self, conns: list[Connection]) -> None:
+        for conn in conns:
             self._close(conn)
-        self.anomalies["sccp.connection_expired"] += len(idle)
+        if conns:
+            self.anomalies["sccp.connection_expired"] += len(conns)
+
+
+class _Segmented:
+    """The XUDT segments of one message so far: remaining-segments count -> octets; ``total`` once F is in."""
+
+    __slots__ = ("first", "total", "parts", "size")
+
+    def __init__(self, first: float):
+        self.first, self.total, self.parts, self.size = first, None, {}, 0
+
+
+class Segments:
+    """Reassembly of segmented XUDT messages (§3.17, Q.714 §4.1.1.2.3), per sending node."""
+
+    def __init__(self, anomalies: Anomalies):
+        self.anomalies = anomalies
+        self._pending: dict[tuple, _Segmented] = {}
+        self._swept = 0.0
+
+    def add(self, msg: Message, src: int, ts: float) -> memoryview | bytes | None:
+        """The whole user data once ``msg`` completes its message; a message in one segment is returned as is."""
+        first, remaining, reference = msg.segmentation
+        if first and not remaining:
+            return msg.data
+        if ts - self._swept > 1.0 and self._pending:
+            self._sweep(ts)
+        key = (src, msg.calling, reference)
+        entry = self._pending.get(key)
+        if entry is None or (first and entry.total is not None):
+            if entry is not None:  # a new message on the key before the last one completed
+                self.anomalies["sccp.reassembly_timeout"] += 1
+            elif len(self._pending) >= MAX_REASSEMBLING:
+                del self._pending[next(iter(self._pending))]
+                self.anomalies["sccp.reassembly_timeout"] += 1
+            entry = self._pending[key] = _Segmented(ts)
+        data = bytes(msg.data or b"")
+        entry.size += len(data) - len(entry.parts.get(remaining, b""))
+        entry.parts[remaining] = data
+        if first:
+            entry.total = remaining + 1
+        if entry.size > MAX_SEGMENTED:
+            del self._pending[key]
+            raise Malformed("sccp.segmented_too_large")
+        if entry.total is None or any(r not in entry.parts for r in range(entry.total)):
+            return None
+        del self._pending[key]
+        return b"".join(entry.parts[r] for r in range(entry.total - 1, -1, -1))
+
+    def _sweep(self, ts: float) -> None:
+        self._swept = ts
+        for key in [k for k, e in self._pending.items() if ts - e.first > REASSEMBLY_TIMEOUT]:
+            del self._pending[key]
+            self.anomalies["sccp.reassembly_timeout"] += 1
+
+    def finish(self) -> None:
+        """End of capture: messages still missing segments will never complete."""
+        if self._pending:
+            self.anomalies["sccp.reassembly_timeout"] += len(self._pending)
+            self._pending.clear()
 
 
 def subsystem(msg: Message) -> int:

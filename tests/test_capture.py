@@ -8,8 +8,9 @@ out-of-order fragments and retransmissions, IPA framing across TCP segments, SCC
 """
 
 import functools
+import gzip
 import json
-import socket
+import re
 import struct
 import subprocess
 from collections import defaultdict
@@ -21,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from capture import m2ua, m3ua, sccp
+from capture import mtp2 as mtp2_layer
 from capture.errors import Anomalies, DecodeError, Malformed, Truncated, Unsupported
 from capture.ip import IpLayer
 from capture.ipa import IpaLayer
@@ -30,11 +32,12 @@ from capture.payloads import PROTO_BSSAP, PROTO_BSSAP_LE, PROTO_S1AP
 from capture.sccp import SCCP_CR, SCCP_DT1, SCCP_UDT
 from capture.pcap import read_packets
 from capture.sctp import SctpLayer
-from capture.stack import bssap_shaped, read_payloads
+from capture.stack import Stack, bssap_shaped, read_payloads
 from conftest import SHARED_PCAPS, shared_pcaps
 from simulator import bssap_encode as bssap
 from simulator import s1ap_encode as s1ap
-from simulator.pcap import crc32c
+from packets import (A, B, data_chunk, epb, ether, i_data_chunk, idb, ipa, ipv4, ipv6, msu_itu, mtp2, mtp2_phdr, pb,
+                     sack_chunk, sccp_address, sctp, shb, sll, sll2, spb, tcp, udt, write_pcap, write_pcapng, xudt)
 from tshark_oracle import FILE_OPTIONS, TSHARK, fields, raw_layers, require_tshark
 
 CAPTURES = shared_pcaps()
@@ -49,10 +52,10 @@ def shared(name: str) -> Path:
 
 
 @functools.lru_cache(maxsize=None)
-def signaling_layers(path) -> dict[str, dict[int, list[bytes]]]:
+def signaling_layers(path, options: tuple[str, ...] = ()) -> dict[str, dict[int, list[bytes]]]:
     """``raw_layers(path, "s1ap")`` and ``raw_layers(path, "bssap")`` from one tshark run instead of two."""
     require_tshark()
-    options = [arg for opt in FILE_OPTIONS.get(Path(path).name, ()) for arg in ("-o", opt)]
+    options = [arg for opt in (*FILE_OPTIONS.get(Path(path).name, ()), *options) for arg in ("-o", opt)]
     cmd = [TSHARK, "-n", "-r", str(path), *options, "-T", "json", "-x", "--no-duplicate-keys", "-J",
            "frame s1ap bssap", "-Y", "s1ap or bssap"]
     packets = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stdout)
@@ -576,8 +579,8 @@ def test_mtp3_auto_decides_each_link_on_the_first_decisive_message():
     ("0a 07 00 21 43", 2, sccp.Address(False, None, 7, 2, 0, None, None, "1234")),      # GTI 2
 ])
 def test_sccp_address_forms(hex_value, pc_octets, expected):
-    udt = _udt(bytes.fromhex(hex_value.replace(" ", "")), bytes.fromhex("42fe"), b"\x00\x03\x56\x00\x00")
-    msg = sccp.parse(memoryview(udt), pc_octets)
+    message = udt(bytes.fromhex(hex_value.replace(" ", "")), bytes.fromhex("42fe"), b"\x00\x03\x56\x00\x00")
+    msg = sccp.parse(memoryview(message), pc_octets)
     assert msg.called == expected and msg.calling.ssn == 254 and bytes(msg.data) == b"\x00\x03\x56\x00\x00"
 
 
@@ -586,7 +589,7 @@ def test_sccp_address_forms(hex_value, pc_octets, expected):
 ])
 def test_sccp_bad_addresses(hex_value, error):
     with pytest.raises(error):
-        sccp.parse(memoryview(_udt(bytes.fromhex(hex_value.replace(" ", "")), b"\x42\xfe", b"\x00")), 2)
+        sccp.parse(memoryview(udt(bytes.fromhex(hex_value.replace(" ", "")), b"\x42\xfe", b"\x00")), 2)
 
 
 def test_sccp_messages_and_their_errors():
@@ -601,10 +604,13 @@ def test_sccp_messages_and_their_errors():
     xudt = bytes.fromhex("11 81 0f 04 06 08 09 02 42fe 02 42fe 01 00 12 01 04 00".replace(" ", ""))  # importance
     msg = sccp.parse(memoryview(xudt))
     assert (msg.type, msg.protocol_class, msg.called.ssn, bytes(msg.data)) == (0x11, 1, 254, b"\x00")
-    xudt_segmented = bytes.fromhex("11 00 0f 04 06 08 09 02 42fe 02 42fe 01 00 10 04 80 000001 00".replace(" ", ""))
+    xudt_segmented = bytes.fromhex("11 00 0f 04 06 08 09 02 42fe 02 42fe 01 00 10 04 c3 010203 00".replace(" ", ""))
+    msg = sccp.parse(memoryview(xudt_segmented))
+    assert (msg.segmentation, bytes(msg.data)) == ((True, 3, 0x030201), b"\x00")  # F and C set, 3 to follow
+    cut_segmentation = xudt_segmented[:-5] + bytes.fromhex("02 c301 00")
     for data, error in ((b"\x42", Malformed), (b"\x13\x00", Unsupported), (b"\x06\x01\x00", Truncated),
                         (bytes.fromhex("0600000000" "00"), Malformed), (bytes.fromhex("06000000" "0009"), Malformed),
-                        (xudt_segmented, Unsupported)):
+                        (cut_segmentation, Truncated)):
         with pytest.raises(error):
             sccp.parse(memoryview(data))
 
@@ -681,127 +687,25 @@ def test_random_bytes_only_raise_decode_errors(data, pc_octets):
                   lambda: m2ua.msu(view), lambda: routing_label(view, "chinese"),
                   lambda: IpLayer(frozenset((6, 132)), anomalies).packet(view, 0, 0.0),
                   lambda: _sctp_layer(anomalies).packet(A, B, view, 0.0),
-                  lambda: IpaLayer(anomalies).segment(A, B, view), lambda: ip_start(1, view)):
+                  lambda: IpaLayer(anomalies).segment(A, B, view), lambda: ip_start(1, view),
+                  lambda: mtp2_layer.msu(139, view), lambda: _add_if_segmented(sccp.parse(view), anomalies),
+                  lambda: Stack("auto").frame(1, 0.0, 140, view), lambda: Stack("auto").frame(1, 0.0, 139, view)):
         try:
             parse()
         except DecodeError:
             pass
 
 
+def _add_if_segmented(msg, anomalies) -> None:
+    if msg.segmentation is not None:
+        sccp.Segments(anomalies).add(msg, 1, 0.0)
+
+
 # -- helpers: building packets and files by hand ----------------------------------------------------------------------
 
-A, B = socket.inet_aton("10.0.0.1"), socket.inet_aton("10.0.0.2")
 PDUS = [s1ap.downlink_nas_transport(7, 3, b"\x07\x55\x01"),
         s1ap.s1_setup_request(0x1234, "enb-1", "001", "01", [1, 2]),
         s1ap.initial_context_setup_request(9, 4, nas=bytes(range(256)) * 3)]
-
-
-def ether(payload: bytes, ethertype: int = 0x0800, tags: tuple = ()) -> bytes:
-    vlan = b"".join(struct.pack("!HH", tpid, 100 + i) for i, tpid in enumerate(tags))
-    return b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + vlan + struct.pack("!H", ethertype) + payload
-
-
-def sll(payload: bytes, protocol: int = 0x0800) -> bytes:
-    return struct.pack("!HHH8sH", 0, 1, 6, b"\x02\0\0\0\0\x01\0\0", protocol) + payload
-
-
-def sll2(payload: bytes, protocol: int = 0x0800) -> bytes:
-    return struct.pack("!HHIHBB8s", protocol, 0, 2, 1, 0, 6, b"\x02\0\0\0\0\x01\0\0") + payload
-
-
-def ipv4(proto: int, payload: bytes, ident: int = 1, offset: int = 0, more: bool = False) -> bytes:
-    flags = (0x2000 if more else 0) | (offset // 8)
-    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, flags, 64, proto, 0, A, B) + payload
-
-
-def ipv6(nxt: int, payload: bytes, hop_by_hop: bool = False) -> bytes:
-    src, dst = socket.inet_pton(socket.AF_INET6, "2001:db8::1"), socket.inet_pton(socket.AF_INET6, "2001:db8::2")
-    if hop_by_hop:  # Hop-by-Hop then Destination Options, each 8 octets of PadN (RFC 8200 §4.2)
-        payload = bytes((60, 0, 1, 4, 0, 0, 0, 0)) + bytes((nxt, 0, 1, 4, 0, 0, 0, 0)) + payload
-        nxt = 0
-    return struct.pack("!IHBB16s16s", 0x60000000, len(payload), nxt, 64, src, dst) + payload
-
-
-def sctp(sport: int, dport: int, chunks: list[bytes], vtag: int = 0x1234) -> bytes:
-    packet = struct.pack("!HHII", sport, dport, vtag, 0) + b"".join(chunks)
-    return packet[:8] + struct.pack("<I", crc32c(packet)) + packet[12:]
-
-
-def _chunk(kind: int, flags: int, body: bytes) -> bytes:
-    return struct.pack("!BBH", kind, flags, 4 + len(body)) + body + b"\0" * (-len(body) % 4)
-
-
-def data_chunk(tsn: int, payload: bytes, ppid: int = 18, stream: int = 1, ssn: int = 0, flags: int = 3) -> bytes:
-    return _chunk(0, flags, struct.pack("!IHHI", tsn, stream, ssn, ppid) + payload)
-
-
-def i_data_chunk(tsn: int, payload: bytes, mid: int, ppid_or_fsn: int, stream: int = 1, flags: int = 3) -> bytes:
-    return _chunk(64, flags, struct.pack("!IHHII", tsn, stream, 0, mid, ppid_or_fsn) + payload)
-
-
-def sack_chunk() -> bytes:
-    return _chunk(3, 0, struct.pack("!IIHH", 5, 65535, 0, 0))
-
-
-def tcp(sport: int, dport: int, seq: int, payload: bytes, flags: int = 0x18) -> bytes:
-    return struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 0x50, flags, 65535, 0, 0) + payload
-
-
-def ipa(stream: int, payload: bytes) -> bytes:
-    return struct.pack("!HB", len(payload), stream) + payload
-
-
-def _udt(called: bytes, calling: bytes, data: bytes) -> bytes:
-    return bytes((SCCP_UDT, 0, 3, 3 + len(called), 3 + len(called) + len(calling))) + \
-        bytes((len(called),)) + called + bytes((len(calling),)) + calling + bytes((len(data),)) + data
-
-
-def write_pcap(path, frames, linktype: int = 1, endian: str = "<", nanos: bool = False) -> None:
-    magic, scale = (0xA1B23C4D, 10 ** 9) if nanos else (0xA1B2C3D4, 10 ** 6)
-    out = [struct.pack(endian + "IHHiIII", magic, 2, 4, 0, 0, 65535, linktype)]
-    for ts, frame in frames:
-        units = round(ts * scale)
-        out.append(struct.pack(endian + "IIII", units // scale, units % scale, len(frame), len(frame)) + frame)
-    Path(path).write_bytes(b"".join(out))
-
-
-def _block(kind: int, body: bytes, endian: str = "<") -> bytes:
-    body += b"\0" * (-len(body) % 4)
-    return struct.pack(endian + "II", kind, 12 + len(body)) + body + struct.pack(endian + "I", 12 + len(body))
-
-
-def shb(endian: str = "<") -> bytes:
-    return _block(0x0A0D0D0A, struct.pack(endian + "IHHq", 0x1A2B3C4D, 1, 0, -1), endian)
-
-
-def idb(linktype: int, tsresol: int | None = None, endian: str = "<") -> bytes:
-    options = b"" if tsresol is None else struct.pack(endian + "HHB3x", 9, 1, tsresol)
-    return _block(1, struct.pack(endian + "HHI", linktype, 0, 65535) + options + struct.pack(endian + "HH", 0, 0),
-                  endian)
-
-
-def epb(interface: int, units: int, frame: bytes, endian: str = "<") -> bytes:
-    return _block(6, struct.pack(endian + "IIIII", interface, units >> 32, units & 0xFFFFFFFF, len(frame),
-                                 len(frame)) + frame, endian)
-
-
-def spb(frame: bytes) -> bytes:
-    return _block(3, struct.pack("<I", len(frame)) + frame)
-
-
-def pb(interface: int, units: int, frame: bytes) -> bytes:
-    return _block(2, struct.pack("<HHIIII", interface, 0, units >> 32, units & 0xFFFFFFFF, len(frame), len(frame))
-                  + frame)
-
-
-def write_pcapng(path, frames, endian: str = "<", tsresol: int | None = None) -> None:
-    if tsresol is None:
-        per_second = 10 ** 6
-    else:
-        per_second = 2 ** (tsresol & 0x7F) if tsresol & 0x80 else 10 ** tsresol
-    blocks = [shb(endian), idb(1, tsresol, endian)]
-    blocks += [epb(0, round(ts * per_second), frame, endian) for ts, frame in frames]
-    Path(path).write_bytes(b"".join(blocks))
 
 
 def _pcap_records(data: bytes) -> list[bytes]:
@@ -827,3 +731,85 @@ def _m2ua_msus(path) -> dict[int, memoryview]:
         if found is not None:
             out[frame] = found[1]
     return out
+
+
+# -- second round: gzip, MTP2 link types, XUDT segmentation, connection liveness ----------------------------------
+
+def test_gzipped_capture_and_rotated_gz_files_read_as_the_plain_ones(simulated, tmp_path):
+    data = simulated.read_bytes()
+    records = _pcap_records(data)
+    rotated = tmp_path / "rotated"
+    rotated.mkdir()
+    half = len(records) // 2
+    (rotated / "sigloc_00001.pcap.gz").write_bytes(gzip.compress(data[:24] + b"".join(records[:half])))
+    (rotated / "sigloc_00002.pcap").write_bytes(data[:24] + b"".join(records[half:]))
+    whole = [(r["frame"], r["conn"], r["payload"]) for r in ours(simulated)["rows"]]
+    assert [(int(b.frame[i]), int(b.conn[i]), b.payload(i)) for b in read_payloads(rotated)
+            for i in range(len(b))] == whole
+    cut = tmp_path / "cut.pcap.gz"
+    cut.write_bytes(gzip.compress(data)[:len(data) // 8])
+    batches = list(read_payloads(cut))
+    got = [(int(b.frame[i]), int(b.conn[i]), b.payload(i)) for b in batches for i in range(len(b))]
+    assert got and got == whole[:len(got)] and sum(b.anomalies["pcap.truncated_record"] for b in batches) == 1
+
+
+def test_mtp2_signal_units_and_pseudo_header():
+    paging = bssap.paging("001010123456789", None, [(1, 2)])
+    msu = msu_itu(0x101, 0x202, udt(sccp_address(254), sccp_address(254), paging))
+    assert mtp2_layer.msu(mtp2_layer.LINKTYPE_MTP2, memoryview(mtp2(msu))) == (0, 3)
+    assert mtp2_layer.msu(mtp2_layer.LINKTYPE_MTP2, memoryview(mtp2(b""))) is None               # FISU
+    assert mtp2_layer.msu(mtp2_layer.LINKTYPE_MTP2, memoryview(mtp2(b"\x01"))) is None           # LSSU
+    assert mtp2_layer.msu(mtp2_layer.LINKTYPE_MTP2_WITH_PHDR, memoryview(mtp2_phdr(mtp2(msu), link=7))) == (7, 7)
+    annex_a = struct.pack("<BBH", 0, 1, 3) + struct.pack("<HHH", 5, 6, len(msu)) + msu
+    assert mtp2_layer.msu(mtp2_layer.LINKTYPE_MTP2_WITH_PHDR, memoryview(annex_a)) == (3, 10)
+    assert mtp2_layer.msu(mtp2_layer.LINKTYPE_MTP3, memoryview(msu)) == (0, 0)
+    for linktype, frame in ((140, b"\x00\x00"), (139, b"\x00\x00\x01"), (139, b"\0\0\0\0\0\0\x05")):
+        with pytest.raises(Truncated):
+            mtp2_layer.msu(linktype, memoryview(frame))
+
+
+def test_xudt_segments_join_in_any_order_and_incomplete_ones_time_out():
+    anomalies = Anomalies()
+    segments = sccp.Segments(anomalies)
+    message = bytes(range(200)) * 2
+    parts = [message[i:i + 150] for i in range(0, len(message), 150)]  # 3 segments: remaining 2, 1, 0
+    called, calling = sccp_address(254, 0x202), sccp_address(254, 0x101)
+
+    def segment(i, reference=0x0A0B0C):
+        return sccp.parse(memoryview(xudt(called, calling, parts[i], (i == 0, len(parts) - 1 - i, reference))))
+
+    assert [segments.add(segment(i), 1, 0.0) for i in (2, 0)] == [None, None]
+    assert segments.add(segment(1), 1, 0.5) == message
+    assert segments.add(segment(0), 1, 1.0) is None and segments.add(segment(0, 7), 2, 1.0) is None
+    assert segments.add(segment(1, 7), 1, 1.0) is None  # same reference from another node: another message
+    single = sccp.parse(memoryview(xudt(called, calling, b"\x00\x01\x02", (True, 0, 9))))
+    assert bytes(segments.add(single, 1, 2.0)) == b"\x00\x01\x02" and not anomalies
+    assert segments.add(segment(2), 1, 30.0) is None  # the sweep drops the three incomplete messages first
+    segments.finish()
+    assert anomalies == {"sccp.reassembly_timeout": 4}
+
+
+def test_inactivity_tests_keep_a_connection_alive_and_silent_ones_expire():
+    anomalies = Anomalies()
+    conns = sccp.Connections(anomalies, idle=600.0)
+    bsc, msc = 1, 2
+    cr = sccp.parse(memoryview(bytes.fromhex("01 f40100 02 02 06 04 43 0202 fe 0f 02 0001 00".replace(" ", ""))))
+    cc = sccp.parse(memoryview(bytes.fromhex("02 f40100 f50100 02 00".replace(" ", ""))))
+    inactivity = sccp.parse(memoryview(bytes.fromhex("10 f50100 f40100 02 0000 00".replace(" ", ""))))
+    up = sccp.parse(memoryview(bytes.fromhex("06 f50100 00 01 02 0001".replace(" ", ""))))
+    first = conns.track(cr, bsc, msc, 0.0)
+    assert conns.track(cc, msc, bsc, 1.0) is first
+    for minute in (5, 10, 15):
+        assert conns.track(inactivity, bsc, msc, minute * 60.0) is first
+    assert conns.track(up, bsc, msc, 20 * 60.0) is first and not anomalies
+    later = conns.track(up, bsc, msc, 40 * 60.0)  # 20 silent minutes: the sweep dropped it
+    assert later is not first and anomalies == {"sccp.connection_expired": 1}
+
+
+def test_every_anomaly_reason_is_documented():
+    root = Path(__file__).parent.parent
+    code = "".join(p.read_text() for p in (root / "capture").glob("*.py"))
+    reasons = set(re.findall(r'(?:Truncated|Malformed|Unsupported)\("([a-z0-9_]+\.[a-z0-9_]+)"', code))
+    reasons |= set(re.findall(r'anomalies\["([a-z0-9_]+\.[a-z0-9_]+)"\]', code))
+    documented = set(re.findall(r"`([a-z0-9_]+\.[a-z0-9_]+)`", (root / "docs" / "capture.md").read_text()))
+    assert len(reasons) > 60 and reasons <= documented, sorted(reasons - documented)
