@@ -30,11 +30,12 @@ def plmn(data: bytes) -> tuple[str, str]:
     if len(data) < 3:
         raise Truncated("identity.plmn_short")
     b0, b1, b2 = data[0], data[1], data[2]
-    mcc = f"{b0 & 0xF}{b0 >> 4}{b1 & 0xF}"
+    digits = (b0 & 0xF, b0 >> 4, b1 & 0xF, b2 & 0xF, b2 >> 4)
     mnc3 = b1 >> 4
-    mnc = f"{b2 & 0xF}{b2 >> 4}" + ("" if mnc3 == 0xF else str(mnc3))
-    if not (mcc.isdigit() and mnc.isdigit()):
+    if max(digits) > 9 or (mnc3 > 9 and mnc3 != 0xF):
         raise Malformed("identity.plmn_not_bcd", data[:3].hex())
+    mcc = f"{digits[0]}{digits[1]}{digits[2]}"
+    mnc = f"{digits[3]}{digits[4]}" + ("" if mnc3 == 0xF else str(mnc3))
     return mcc, mnc
 
 

@@ -15,7 +15,7 @@ MESSAGE_SCHEMA = pa.schema([
     ("frame", pa.uint32()),        # 1-based frame number in the capture
     ("ts", TS),                    # capture time of the frame
     ("iface", pa.string()),        # "A" or "S1"
-    ("proto", pa.string()),        # bssmap, dtap, s1ap, nas-eps
+    ("proto", pa.string()),        # bssmap, dtap, s1ap, nas-eps, bssmap-le
     ("msg", pa.string()),          # message name, snake_case spec name
     ("uplink", pa.bool_()),        # True phone/BSC/eNodeB -> core, False core -> RAN, null unknown
     ("imsi", pa.string()),
