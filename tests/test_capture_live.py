@@ -6,8 +6,12 @@ live source captures; every payload must arrive, in order, with the same SCCP co
 itself: the sources stop on an event set after the replay, and the consumer is joined with a timeout.
 """
 
+import json
 import os
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -17,6 +21,7 @@ from capture.errors import Anomalies
 from capture.live import DUMPCAP, DumpcapSource, PacketSocketSource, Stop
 from capture.pcap import read_packets
 from capture.stack import read_payloads
+from decoders.decode import decode_file
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="capturing on lo needs root (CAP_NET_RAW)")
 
@@ -107,3 +112,25 @@ def test_stop_by_packet_count_and_duration(replay, tmp_path):
     assert source.stats.frames == 100 == source.stats.detail["captured"]
     first = [b for b in read_payloads(path, batch_frames=100)][0]  # frames 1-100
     assert _rows(batches) == _rows([first])
+
+
+@pytest.mark.skipif(DUMPCAP is None or not os.path.exists(DUMPCAP), reason="dumpcap (wireshark-common) missing")
+def test_sigloc_capture_command_decodes_live_traffic(replay, tmp_path):
+    """`sigloc capture lo` as an engineer runs it: the records equal `sigloc decode` of the replayed file."""
+    path, frames = replay
+    out = tmp_path / "live.jsonl"
+    proc = subprocess.Popen([sys.executable, "-c", "from appliance.cli import main; main()", "capture", "lo",
+                             "--ring", str(tmp_path / "ring"), "--duration", "6", "-o", str(out)],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + DEADLINE / 2
+    while not list((tmp_path / "ring").glob("sigloc_*.pcapng")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the file exists just before dumpcap attaches its filter
+    _send(frames)
+    _, stderr = proc.communicate(timeout=DEADLINE)
+    assert proc.returncode == 0, stderr
+    got = [(r["proto"], r["msg"], r.get("imsi")) for r in map(json.loads, out.read_text().splitlines())]
+    want = [(r["proto"], r["msg"], r["imsi"]) for t in decode_file(path) for r in t.to_pylist()]
+    assert got == want and len(want) > 200
+    captured = re.search(r"captured (\d+) frames on lo \(kernel: \d+ received, (\d+) dropped\)", stderr)
+    assert captured and int(captured.group(1)) >= len(frames) and captured.group(2) == "0", stderr

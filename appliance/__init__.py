@@ -1,0 +1,1 @@
+"""What people run: the ``sigloc`` command line and the jobs it wires together."""

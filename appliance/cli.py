@@ -1,0 +1,265 @@
+"""The ``sigloc`` command: thin click commands over the library, one-line errors, no tracebacks for bad input."""
+
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from rich.progress import Progress
+
+from analytics.origin import SegmentError
+from analytics.report import DEFAULT_K
+from analytics.store import StoreError
+from capture.errors import DecodeError
+from capture.live import DEFAULT_BPF, DumpcapSource, PacketSocketSource, Stop
+from decoders.decode import DecodeState, decode_batches, decode_file
+from decoders.events import EventConfig, derive_events
+from geofence.cells import Catalogue, CatalogueError
+from geofence.fences import DEFAULT_MIN_OVERLAP, FenceError, compile_fence, load_fence
+
+TRUNCATED_FILE = "pcap.truncated_record"
+USER_ERRORS = (DecodeError, CatalogueError, FenceError, SegmentError, StoreError, FileNotFoundError,
+               IsADirectoryError, PermissionError)
+
+
+def _write(tables, fmt: str, out: str | None) -> int:
+    """Write a stream of tables as JSONL (default, nulls omitted), CSV or Parquet; return rows written."""
+    rows = 0
+    if fmt == "parquet":
+        if not out:
+            raise click.UsageError("--format parquet needs --output FILE")
+        writer = None
+        for t in tables:
+            writer = writer or pq.ParquetWriter(out, t.schema)
+            writer.write_table(t)
+            rows += len(t)
+        if writer:
+            writer.close()
+        return rows
+    stream = open(out, "w", encoding="utf-8") if out else sys.stdout
+    try:
+        header = True
+        for t in tables:
+            rows += len(t)
+            if fmt == "csv":
+                t = t.set_column(t.schema.get_field_index("ts"), "ts", pc.strftime(t["ts"], "%Y-%m-%dT%H:%M:%S.%fZ"))
+                buf = pa.BufferOutputStream()
+                pacsv.write_csv(t, buf, pacsv.WriteOptions(include_header=header))
+                stream.write(buf.getvalue().to_pybytes().decode())
+                header = False
+                continue
+            for rec in t.to_pylist():
+                rec["ts"] = rec["ts"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                stream.write(json.dumps({k: v for k, v in rec.items() if v is not None}) + "\n")
+    finally:
+        if out:
+            stream.close()
+    return rows
+
+
+def _filter(table: pa.Table, proto: str | None, msg: str | None, imsi: str | None) -> pa.Table:
+    mask = None
+    for column, value in (("proto", proto), ("msg", msg), ("imsi", imsi)):
+        if value:
+            m = pc.equal(table[column], value)
+            mask = m if mask is None else pc.and_(mask, m)
+    return table if mask is None else table.filter(pc.fill_null(mask, False))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli():
+    """sigloc: decode A-interface and S1-MME signaling into subscriber behaviour, fences and reports."""
+
+
+_format = click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), default="jsonl",
+                       show_default=True, help="Output format.")
+_output = click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+_mtp3 = click.option("--mtp3", type=click.Choice(["auto", "itu", "chinese"]), default="auto", show_default=True,
+                     help="MTP3 point-code layout of M2UA/MTP links (Chinese networks use 24-bit codes).")
+
+
+@cli.command()
+@click.argument("capture", type=click.Path(exists=True))
+@_format
+@_output
+@click.option("--proto", type=click.Choice(["bssmap", "dtap", "s1ap", "nas-eps"]), help="Only this protocol.")
+@click.option("--msg", help="Only this message name, e.g. attach_request.")
+@click.option("--imsi", help="Only messages carrying this IMSI.")
+@_mtp3
+def decode(capture, fmt, output, proto, msg, imsi, mtp3):
+    """One record per signaling message of a pcap/pcapng file (or a directory of rotated files)."""
+    state = DecodeState()
+    tables = (_filter(t, proto, msg, imsi) for t in decode_file(capture, state, mtp3_standard=mtp3))
+    rows = _write(tables, fmt, output)
+    _summary(f"{rows} messages from {state.payloads} signaling payloads", state, capture)
+
+
+@cli.command()
+@click.argument("capture", type=click.Path(exists=True))
+@_format
+@_output
+@click.option("--probe", default="probe-1", show_default=True, help="Probe id stamped on every event.")
+@click.option("--home-plmn", default="460-00", show_default=True, help="MCC-MNC assumed for cells without PLMN.")
+@_mtp3
+def events(capture, fmt, output, probe, home_plmn, mtp3):
+    """Behaviour events (power on/off, location update, cell change, calls, SMS) with IMSIs resolved."""
+    mcc, _, mnc = home_plmn.partition("-")
+    state = DecodeState()
+    stream = derive_events(decode_file(capture, state, mtp3_standard=mtp3), EventConfig(probe, mcc, mnc))
+    rows = _write((t.sort_by([("ts", "ascending"), ("frame", "ascending")]) for t in stream), fmt, output)
+    _summary(f"{rows} events from {state.messages} messages", state, capture)
+
+
+def _summary(line: str, state: DecodeState, capture: str) -> None:
+    """Counts on stderr; a capture cut short (a partly written file, a failed copy) is an error exit."""
+    anomalies = ", ".join(f"{k}={v}" for k, v in state.anomalies.most_common(6))
+    click.echo(line + (f"; skipped: {anomalies}" if anomalies else ""), err=True)
+    if state.anomalies.get(TRUNCATED_FILE):
+        click.echo(f"sigloc: error: {capture}: capture is truncated; decoded the complete frames before the cut",
+                   err=True)
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("interface")
+@_format
+@_output
+@click.option("--source", type=click.Choice(["dumpcap", "socket"]), default="dumpcap", show_default=True,
+              help="dumpcap ring buffer (line rate, kernel BPF) or a plain AF_PACKET socket (small setups).")
+@click.option("--ring", "ring_dir", default="sigloc-ring", show_default=True, type=click.Path(file_okay=False),
+              help="Directory of dumpcap's ring files.")
+@click.option("--filter", "bpf", default=DEFAULT_BPF, show_default=True, help="BPF capture filter (dumpcap).")
+@click.option("--duration", type=float, help="Stop after this many seconds.")
+@click.option("--packets", type=int, help="Stop after this many frames.")
+@_mtp3
+def capture(interface, fmt, output, source, ring_dir, bpf, duration, packets, mtp3):
+    """Decode live signaling from a network interface (mirror port) until stopped (Ctrl-C, --duration, --packets)."""
+    stop = Stop(duration=duration, packets=packets, event=threading.Event())
+    signal.signal(signal.SIGTERM, lambda *_: stop.event.set())
+    if source == "dumpcap":
+        live = DumpcapSource(interface, ring_dir, bpf=bpf, stop=stop, mtp3_standard=mtp3)
+    else:
+        live = PacketSocketSource(interface, stop=stop, mtp3_standard=mtp3)
+    state = DecodeState()
+    try:
+        rows = _write(decode_batches(live, state), fmt, output)
+    except KeyboardInterrupt:
+        stop.event.set()
+        rows = state.messages
+    stats = live.stats
+    click.echo(f"captured {stats.frames} frames on {interface} (kernel: {stats.received} received, "
+               f"{stats.dropped} dropped)", err=True)
+    _summary(f"{rows} messages from {state.payloads} signaling payloads", state, interface)
+
+
+@cli.command()
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--subscribers", default=300, show_default=True, help="How many subscribers live in the city.")
+@click.option("--hours", default=4.0, show_default=True, help="Length of the simulated morning.")
+@click.option("--seed", default=7, show_default=True, help="Random seed (same seed, same capture).")
+@click.option("--share-4g", default=0.6, show_default=True, help="Share of subscribers on LTE (the rest on GSM).")
+def simulate(out_dir, subscribers, hours, seed, share_4g):
+    """Write a synthetic city's capture (A + S1), ground truth, cell catalogue, fence and number segments."""
+    from simulator.scenario import simulate as run  # noqa: PLC0415  (only this command needs the simulator)
+    with Progress(transient=True) as bar:
+        task = bar.add_task("simulating", total=subscribers)
+        info = run(out_dir, subscribers=subscribers, hours=hours, seed=seed, share_4g=share_4g,
+                   progress=lambda n, total: bar.update(task, completed=n))
+    click.echo(f"{info['messages']} messages for {info['subscribers']} subscribers in {info['capture']}")
+
+
+@cli.group()
+def fence():
+    """Geofences: compile a drawn area to the cells that serve it."""
+
+
+@fence.command("compile")
+@click.argument("fence_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--cells", "cells_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Cell catalogue CSV (engineering-parameter sheet).")
+@click.option("--min-overlap", default=DEFAULT_MIN_OVERLAP, show_default=True,
+              help="Share of a cell's footprint that must lie inside the fence.")
+def fence_compile(fence_file, cells_file, min_overlap):
+    """List the cells (keys) a GeoJSON fence compiles to."""
+    keys = compile_fence(load_fence(fence_file), Catalogue.load(cells_file), min_overlap)
+    click.echo("\n".join(keys))
+    click.echo(f"{len(keys)} cells", err=True)
+
+
+@cli.command()
+@click.argument("capture", type=click.Path(exists=True))
+@click.option("--cells", "cells_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Cell catalogue CSV.")
+@click.option("--fence", "fence_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="GeoJSON fence to report on.")
+@click.option("--segments", type=click.Path(exists=True, dir_okay=False), help="Number-segment CSV (home province).")
+@click.option("--clickhouse", "store_url", default="chdb://sigloc-data", show_default=True,
+              help="chdb://<dir> for the embedded engine, or http(s)://host:port for a server.")
+@click.option("--out", "out_dir", default="out/report", show_default=True, type=click.Path(file_okay=False))
+@click.option("-k", "k", default=DEFAULT_K, show_default=True, help="Suppress counts below k in the report.")
+def run(capture, cells_file, fence_file, segments, store_url, out_dir, k):
+    """The main job on one capture: events and fence triggers into ClickHouse, then the fence report."""
+    _run_job(capture, cells_file, fence_file, segments, store_url, out_dir, k)
+
+
+def _run_job(capture, cells_file, fence_file, segments, store_url, out_dir, k):
+    from appliance.pipeline import run_job  # noqa: PLC0415  (keeps `sigloc decode` start-up light)
+    with Progress(transient=True) as bar:
+        task = bar.add_task("decode → events → fences → ClickHouse", total=None)
+        result = run_job(capture, cells_file, fence_file, store_url, out_dir, segments=segments, k=k,
+                         progress=lambda stage, n: bar.advance(task, n))
+    click.echo(f"messages: {result.messages}  events: {result.events}  triggers: {result.triggers}  "
+               f"fence '{result.fence}': {len(result.fence_cells)} cells, {result.visitors} visitors")
+    click.echo("events by kind: " + ", ".join(f"{k}={v}" for k, v in sorted(result.events_by_kind.items())))
+    if result.anomalies:
+        click.echo("skipped: " + ", ".join(f"{k}={v}" for k, v in result.anomalies.most_common(6)))
+    if result.origin is not None:
+        click.echo("visitor origin (country):")
+        for row in result.origin.itertuples():
+            count = "<k" if row.visitors is None or str(row.visitors) == "<NA>" else row.visitors
+            click.echo(f"  {row.origin:<24} {count}")
+    click.echo(f"report: {result.report.resolve() if result.report else '(no events, no report)'}")
+    return result
+
+
+@cli.command()
+@click.option("--out", "out_dir", default="out/demo", show_default=True, type=click.Path(file_okay=False),
+              help="Where the simulated city, the store and the report go.")
+@click.option("--subscribers", default=300, show_default=True)
+@click.option("--clickhouse", "store_url", default=None, help="Store URL (default chdb://<out>/clickhouse).")
+@click.option("-k", "k", default=10, show_default=True, help="Suppress report counts below k.")
+def demo(out_dir, subscribers, store_url, k):
+    """Simulate a city morning, then run the main job on it and print where the report is."""
+    from simulator.scenario import simulate as run_sim  # noqa: PLC0415
+    started = time.monotonic()
+    out = Path(out_dir)
+    city = out / "city"
+    with Progress(transient=True) as bar:
+        task = bar.add_task("simulating the city", total=subscribers)
+        info = run_sim(city, subscribers=subscribers, progress=lambda n, total: bar.update(task, completed=n))
+    click.echo(f"simulated {info['subscribers']} subscribers, {info['messages']} messages → {info['capture']}")
+    store_url = store_url or f"chdb://{out / 'clickhouse'}"
+    _run_job(info["capture"], city / "cells.csv", city / "west_lake.geojson", city / "number_segments.csv",
+             store_url, out / "report", k)
+    click.echo(f"done in {time.monotonic() - started:.0f} s")
+
+
+def main() -> None:
+    """Entry point: known bad input becomes one line on stderr and exit status 2."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except USER_ERRORS as err:
+        click.echo(f"sigloc: error: {err}", err=True)
+        sys.exit(2)

@@ -1,0 +1,1 @@
+"""A synthetic city that writes real signaling captures plus the ground truth of what happened."""

@@ -1,0 +1,419 @@
+"""A morning in the synthetic city: who moves where, which procedures that causes, and the ground truth.
+
+Every subscriber follows an itinerary (stay, travel, stay…). Sampling its position every few seconds
+gives the serving cell; the network only *sees* the cell when a procedure runs: power on, a location/
+tracking-area update (area changed, or the periodic timer ran out), a call or SMS (2G), a service
+request (4G), a handover during a call, power off. The simulator writes those procedures as real
+signaling and records in ``truth.jsonl`` the behaviour each one reveals: the events a perfect probe
+must derive, with the subscriber's IMSI even when the wire carries only a TMSI.
+"""
+
+import csv
+import heapq
+import json
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from decoders.identity import imei_check_digit
+from simulator import bssap_encode as bssap
+from simulator import nas_encode as nas
+from simulator import s1ap_encode as s1ap
+from simulator.city import (DEVICE_TACS, FOREIGN_PLMNS, HOME_MCC, HOME_MNC, POIS, PROVINCES, UTC_OFFSET_HOURS,
+                            City, CellSite, km_to_deg, write_fence, write_number_segments)
+from simulator.pcap import M3uaLink, PcapWriter, S1Link
+
+STEP_S = 10.0              # position sampling period
+PERIODIC_UPDATE_S = 3600   # T3212 / T3412 as configured in the simulated network
+MSC_PC, MME_IP = 0x0101, "10.0.0.1"
+MMEGI, MMEC = 0x8001, 0x01
+SPEED_KMH = 35.0
+
+
+@dataclass
+class Subscriber:
+    imsi: str
+    imei: str
+    rat: str          # "2G" or "4G"
+    kind: str         # resident, domestic_tourist, international_tourist, commuter
+    home: str         # province, or country MCC for international visitors
+    msisdn: str
+    plan: list = field(default_factory=list)  # [(t_start, t_end, (lat0, lon0), (lat1, lon1))] legs
+    tmsi: int | None = None                   # current TMSI (2G) or M-TMSI (4G) the network assigned
+
+    def position(self, t: float) -> tuple[float, float] | None:
+        for t0, t1, a, b in self.plan:
+            if t0 <= t <= t1:
+                f = 0.0 if t1 == t0 else (t - t0) / (t1 - t0)
+                return a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f
+        return None
+
+
+def _luhn_imei(rng: random.Random) -> str:
+    body = rng.choice(DEVICE_TACS) + f"{rng.randrange(10**6):06d}"
+    return body + str(imei_check_digit(body))
+
+
+class Network:
+    """The simulated core and RAN: allocates identities, writes messages, records truth."""
+
+    def __init__(self, city: City, writer: PcapWriter, truth, rng: random.Random):
+        self.city, self.writer, self.truth, self.rng = city, writer, truth, rng
+        self._s1: dict[int, S1Link] = {}
+        self._a: dict[int, M3uaLink] = {}
+        self._sccp_ref = 0x100
+        self._mme_ue_id = 1000
+        self._enb_ue_id: dict[int, int] = {}
+        self._queue: list = []
+        self._seq = 0
+        self.observed: dict[str, str | None] = {}  # imsi -> last cell the network saw since power on
+        self.messages = 0
+
+    # -- scheduling: procedures of many subscribers interleave on the wire in time order -------------
+    def at(self, ts: float, fn, *args) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (ts, self._seq, fn, args))
+
+    def run(self) -> None:
+        while self._queue:
+            ts, _, fn, args = heapq.heappop(self._queue)
+            fn(ts, *args)
+            self.messages += 1
+
+    # -- truth --------------------------------------------------------------------------------------
+    def record(self, ts: float, sub: Subscriber, event: str, cell: str | None, detail=None) -> None:
+        self.truth.write(json.dumps({"ts": round(ts, 6), "imsi": sub.imsi, "event": event, "cell": cell,
+                                     "detail": detail, "iface": "A" if sub.rat == "2G" else "S1"}) + "\n")
+
+    def seen(self, ts: float, sub: Subscriber, cell: CellSite, power_on: bool = False) -> str:
+        """The network observes the subscriber in ``cell``: a cell_change if it moved since last seen."""
+        key = cell.key_2g if sub.rat == "2G" else cell.key_4g
+        prev = self.observed.get(sub.imsi)
+        if prev is not None and prev != key and not power_on:
+            self.truth.write(json.dumps({"ts": round(ts, 6), "imsi": sub.imsi, "event": "cell_change",
+                                         "cell": key, "prev_cell": prev, "detail": None,
+                                         "iface": "A" if sub.rat == "2G" else "S1"}) + "\n")
+        self.observed[sub.imsi] = key
+        return key
+
+    # -- links ----------------------------------------------------------------------------------------
+    def s1(self, cell: CellSite) -> S1Link:
+        if cell.site not in self._s1:
+            self._s1[cell.site] = S1Link(self.writer, f"10.1.{cell.site // 250}.{cell.site % 250 + 1}", MME_IP,
+                                         enb_port=36412)
+        return self._s1[cell.site]
+
+    def a(self, cell: CellSite) -> M3uaLink:
+        bsc = cell.lac
+        if bsc not in self._a:
+            self._a[bsc] = M3uaLink(self.writer, f"10.2.0.{bsc & 0xFF}", "10.0.0.2", bsc_pc=0x0200 + (bsc & 0xFF),
+                                    msc_pc=MSC_PC)
+        return self._a[bsc]
+
+    def new_tmsi(self) -> int:
+        return self.rng.randrange(1, 0xFFFFFFFE)
+
+    # -- 2G procedures (TS 24.008 / 48.008 over SCCP connections) -----------------------------------------
+    def a_connection(self, ts: float, sub: Subscriber, cell: CellSite, l3: bytes, steps: list) -> float:
+        """Open an SCCP connection with Complete Layer 3, run ``steps`` (dt, uplink, bssap), clear it."""
+        link = self.a(cell)
+        self._sccp_ref += 2
+        bsc_ref, msc_ref = self._sccp_ref, self._sccp_ref + 1
+        self.at(ts, lambda t: link.sccp_cr(t, bsc_ref, bssap.complete_layer3(HOME_MCC, HOME_MNC, cell.lac, cell.ci, l3)))
+        self.at(ts + 0.02, lambda t: link.sccp_cc(t, bsc_ref, msc_ref))
+        t = ts + 0.02
+        for dt, uplink, payload in steps:
+            t += dt
+            dst = msc_ref if uplink else bsc_ref
+            self.at(t, lambda tt, d=dst, u=uplink, p=payload: link.sccp_dt1(tt, d, p, u))
+        t += 0.05
+        self.at(t, lambda tt: link.sccp_dt1(tt, bsc_ref, bssap.clear_command(9), False))
+        self.at(t + 0.03, lambda tt: link.sccp_dt1(tt, msc_ref, bssap.clear_complete(), True))
+        self.at(t + 0.05, lambda tt: link.sccp_rlsd(tt, bsc_ref, msc_ref, False))
+        self.at(t + 0.07, lambda tt: link.sccp_rlc(tt, msc_ref, bsc_ref, True))
+        return t + 0.07
+
+    def a_location_update(self, ts: float, sub: Subscriber, cell: CellSite, lu_type: str) -> float:
+        dtap = bssap.dtap
+        ident = {"tmsi": sub.tmsi} if sub.tmsi is not None else {"imsi": sub.imsi}
+        l3 = bssap.location_updating_request(lu_type, (HOME_MCC, HOME_MNC, cell.lac), **ident)
+        steps = []
+        if lu_type == "imsi_attach" and sub.tmsi is not None:  # a stale TMSI from yesterday: the VLR asks
+            steps += [(0.05, False, dtap(bssap.identity_request("imsi"))),
+                      (0.08, True, dtap(bssap.identity_response(imsi=sub.imsi)))]
+        if lu_type == "imsi_attach":
+            steps += [(0.05, False, dtap(bssap.identity_request("imei"))),
+                      (0.08, True, dtap(bssap.identity_response(imei=sub.imei)))]
+        sub.tmsi = self.new_tmsi()
+        steps += [(0.1, False, dtap(bssap.location_updating_accept((HOME_MCC, HOME_MNC, cell.lac), tmsi=sub.tmsi))),
+                  (0.08, True, dtap(bssap.tmsi_reallocation_complete()))]
+        key = self.seen(ts, sub, cell, power_on=lu_type == "imsi_attach")
+        self.record(ts, sub, "power_on" if lu_type == "imsi_attach" else "location_update", key, lu_type)
+        return self.a_connection(ts, sub, cell, l3, steps)
+
+    def a_detach(self, ts: float, sub: Subscriber, cell: CellSite) -> float:
+        key = self.seen(ts, sub, cell)
+        self.record(ts, sub, "power_off", key, "imsi_detach")
+        self.observed.pop(sub.imsi, None)
+        return self.a_connection(ts, sub, cell, bssap.imsi_detach_indication(tmsi=sub.tmsi), [])
+
+    def a_call(self, ts: float, sub: Subscriber, cell: CellSite, mobile_originated: bool, other: str,
+               duration: float, handovers: list) -> float:
+        dtap, ti_net = bssap.dtap, 0
+        if mobile_originated:
+            l3 = bssap.cm_service_request("mo_call", tmsi=sub.tmsi)
+            steps = [(0.1, True, dtap(bssap.setup_mo(ti_net, other))),
+                     (0.1, False, dtap(bssap.call_proceeding(ti_net)))]
+        else:
+            link = self.a(cell)
+            self.at(ts - 0.3, lambda t: link.sccp_udt(t, bssap.paging(sub.imsi, sub.tmsi, [(cell.lac, cell.ci)]),
+                                                      False))
+            l3 = bssap.paging_response(tmsi=sub.tmsi)
+            steps = [(0.1, False, dtap(bssap.setup_mt(ti_net, other)))]
+        steps += [(0.3, False, bssap.assignment_request()), (0.2, True, bssap.assignment_complete()),
+                  (1.5, mobile_originated is False, dtap(bssap.alerting(ti_net))),
+                  (3.0, mobile_originated is False, dtap(bssap.connect(ti_net))),
+                  (0.1, mobile_originated, dtap(bssap.connect_acknowledge(ti_net)))]
+        key = self.seen(ts, sub, cell)
+        self.record(ts + 0.12, sub, "mo_call" if mobile_originated else "mt_call", key, other)  # the Setup
+        elapsed = sum(s[0] for s in steps) + 0.02
+        for t_ho, new_cell in handovers:  # intra-BSC handover while talking: the BSC reports the new cell
+            dt = max(0.01, (t_ho - ts) - elapsed)
+            steps.append((dt, True, bssap.handover_performed(0, HOME_MCC, HOME_MNC, new_cell.lac, new_cell.ci)))
+            elapsed += dt
+            self.seen(ts + elapsed, sub, new_cell)
+        remaining = max(1.0, duration - elapsed)
+        steps += [(remaining, True, dtap(bssap.disconnect(ti_net, 16))),
+                  (0.1, False, dtap(bssap.release(ti_net, 16))),
+                  (0.1, True, dtap(bssap.release_complete(ti_net)))]
+        return self.a_connection(ts, sub, cell, l3, steps)
+
+    def a_sms(self, ts: float, sub: Subscriber, cell: CellSite, destination: str) -> float:
+        dtap = bssap.dtap
+        tpdu = bssap.tp_submit(self.rng.randrange(256), destination, "See you at the lake")
+        steps = [(0.2, True, dtap(bssap.cp_data(0, bssap.rp_data_mo(self.rng.randrange(256), "8613800571500", tpdu)),
+                                  dlci=3)),
+                 (0.1, False, dtap(bssap.cp_ack(0), dlci=3))]
+        key = self.seen(ts, sub, cell)
+        self.record(ts + 0.22, sub, "sms_mo", key, destination)
+        return self.a_connection(ts, sub, cell, bssap.cm_service_request("sms", tmsi=sub.tmsi), steps)
+
+    # -- 4G procedures (TS 24.301 over S1AP, TS 36.413) ---------------------------------------------------
+    def s1_connection(self, ts: float, sub: Subscriber, cell: CellSite, nas_pdu: bytes, steps: list,
+                      s_tmsi: tuple[int, int] | None = None, rrc_cause: str = "mo-Signalling") -> float:
+        """Initial UE Message with ``nas_pdu``, then ``steps`` (dt, kind, nas), then context release."""
+        link = self.s1(cell)
+        enb_id = self._enb_ue_id[cell.site] = self._enb_ue_id.get(cell.site, 0) + 1
+        self._mme_ue_id += 1
+        mme_id = self._mme_ue_id
+        ecgi = (HOME_MCC, HOME_MNC, cell.tac, cell.eci)
+        self.at(ts, lambda t: link.send(t, s1ap.initial_ue_message(enb_id, nas_pdu, *ecgi, rrc_cause=rrc_cause,
+                                                                    s_tmsi=s_tmsi), True))
+        t = ts
+        for dt, kind, payload in steps:
+            t += dt
+            if kind == "dl":
+                self.at(t, lambda tt, p=payload: link.send(tt, s1ap.downlink_nas_transport(mme_id, enb_id, p), False))
+            elif kind == "ul":
+                self.at(t, lambda tt, p=payload: link.send(tt, s1ap.uplink_nas_transport(mme_id, enb_id, p, *ecgi), True))
+            elif kind == "ics":
+                self.at(t, lambda tt, p=payload: link.send(tt, s1ap.initial_context_setup_request(mme_id, enb_id, p),
+                                                           False))
+                self.at(t + 0.05, lambda tt: link.send(tt, s1ap.initial_context_setup_response(mme_id, enb_id), True))
+                t += 0.05
+        t += 0.1
+        self.at(t, lambda tt: link.send(tt, s1ap.ue_context_release_command(mme_id, enb_id, ("nas", 0)), False))
+        self.at(t + 0.02, lambda tt: link.send(tt, s1ap.ue_context_release_complete(mme_id, enb_id), True))
+        return t + 0.02
+
+    def guti(self, sub: Subscriber) -> tuple:
+        return (HOME_MCC, HOME_MNC, MMEGI, MMEC, sub.tmsi)
+
+    def s1_attach(self, ts: float, sub: Subscriber, cell: CellSite) -> float:
+        count = 0
+        if sub.tmsi is not None:  # attach with yesterday's GUTI: unknown to this MME, so it asks
+            req = nas.attach_request(guti=self.guti(sub), attach_type="combined")
+            steps = [(0.05, "dl", nas.identity_request("imsi")),
+                     (0.08, "ul", nas.identity_response(imsi=sub.imsi))]
+        else:
+            req = nas.attach_request(imsi=sub.imsi, attach_type="combined")
+            steps = []
+        sub.tmsi = self.new_tmsi()
+        steps += [(0.1, "ics", nas.protect(nas.attach_accept(guti=self.guti(sub), tais=[(HOME_MCC, HOME_MNC, cell.tac)]),
+                                           2, count)),
+                  (0.1, "ul", nas.protect(nas.attach_complete(), 2, count))]
+        key = self.seen(ts, sub, cell, power_on=True)
+        self.record(ts, sub, "power_on", key, "combined")
+        return self.s1_connection(ts, sub, cell, req, steps)
+
+    def s1_tau(self, ts: float, sub: Subscriber, cell: CellSite, update_type: str) -> float:
+        old = self.guti(sub)
+        req = nas.protect(nas.tracking_area_update_request(old, update_type=update_type), 1, 1)
+        if self.rng.random() < 0.5:
+            sub.tmsi = self.new_tmsi()
+            accept = nas.tracking_area_update_accept(guti=self.guti(sub), tais=[(HOME_MCC, HOME_MNC, cell.tac)])
+            steps = [(0.1, "dl", nas.protect(accept, 2, 1)), (0.1, "ul", nas.protect(nas.tracking_area_update_complete(), 2, 2))]
+        else:
+            steps = [(0.1, "dl", nas.protect(nas.tracking_area_update_accept(tais=[(HOME_MCC, HOME_MNC, cell.tac)]), 2, 1))]
+        key = self.seen(ts, sub, cell)
+        self.record(ts, sub, "location_update", key, update_type)
+        return self.s1_connection(ts, sub, cell, req, steps, s_tmsi=(MMEC, old[4]))
+
+    def s1_service(self, ts: float, sub: Subscriber, cell: CellSite) -> float:
+        self.seen(ts, sub, cell)
+        req = nas.service_request(1, self.rng.randrange(32), self.rng.randrange(65536))
+        return self.s1_connection(ts, sub, cell, req, [(0.05, "ics", None)], s_tmsi=(MMEC, sub.tmsi), rrc_cause="mo-Data")
+
+    def s1_detach(self, ts: float, sub: Subscriber, cell: CellSite) -> float:
+        key = self.seen(ts, sub, cell)
+        self.record(ts, sub, "power_off", key, "switch_off")
+        self.observed.pop(sub.imsi, None)
+        req = nas.protect(nas.detach_request_ue(guti=self.guti(sub), switch_off=True), 1, 3)
+        return self.s1_connection(ts, sub, cell, req, [], s_tmsi=(MMEC, sub.tmsi))
+
+
+def _population(rng: random.Random, count: int, share_4g: float) -> list[Subscriber]:
+    subs = []
+    for i in range(count):
+        r = rng.random()
+        if r < 0.5:
+            kind, (province, _, imsi_prefix, msisdn_prefix) = "resident", PROVINCES[0]
+        elif r < 0.6:
+            kind, (province, _, imsi_prefix, msisdn_prefix) = "commuter", PROVINCES[0]
+        elif r < 0.88:
+            kind, (province, _, imsi_prefix, msisdn_prefix) = "domestic_tourist", rng.choice(PROVINCES[1:])
+        else:
+            kind = "international_tourist"
+            mcc, mnc = rng.choice(FOREIGN_PLMNS)
+            imsi_prefix, province, msisdn_prefix = mcc + mnc, mcc, ""
+        imsi = imsi_prefix + f"{rng.randrange(10 ** (15 - len(imsi_prefix))):0{15 - len(imsi_prefix)}d}"
+        msisdn = "86" + msisdn_prefix + f"{rng.randrange(10000):04d}" if msisdn_prefix else f"99{i:09d}"
+        subs.append(Subscriber(imsi=imsi, imei=_luhn_imei(rng), rat="4G" if rng.random() < share_4g else "2G",
+                               kind=kind, home=province, msisdn=msisdn))
+    return subs
+
+
+def _jitter(rng: random.Random, place: str, km: float = 0.4) -> tuple[float, float]:
+    lat, lon = POIS[place]
+    dlat, dlon = km_to_deg(km, lat)
+    return lat + rng.uniform(-dlat, dlat), lon + rng.uniform(-dlon, dlon)
+
+
+def _travel_s(a: tuple[float, float], b: tuple[float, float]) -> float:
+    km = (((a[0] - b[0]) * 110.574) ** 2 + ((a[1] - b[1]) * 96.2) ** 2) ** 0.5
+    return km / SPEED_KMH * 3600
+
+
+def _itinerary(rng: random.Random, sub: Subscriber, t0: float, t1: float) -> tuple[float, float | None]:
+    """Fill ``sub.plan``; return (power-on time, power-off time or None)."""
+    if sub.kind == "resident":
+        stops = [rng.choice(["xixi_residential", "binjiang_residential"]),
+                 rng.choice(["west_lake", "in77_mall", "downtown_office"])]
+        start = t0 + rng.uniform(0, 1800)
+    elif sub.kind == "commuter":
+        stops = ["xixi_residential", "west_lake", "binjiang_residential"]
+        start = t0 + rng.uniform(0, 3600)
+    elif sub.kind == "domestic_tourist":
+        stops = [rng.choice(["hangzhou_east_station", "xiaoshan_airport"]), "west_lake", "in77_mall"]
+        start = t0 + rng.uniform(0, 5400)
+    else:
+        stops = ["xiaoshan_airport", "west_lake", "in77_mall"]
+        start = t0 + rng.uniform(0, 5400)
+    t, here = start, _jitter(rng, stops[0])
+    for place in stops[1:]:
+        stay = rng.uniform(300, 2400) if sub.kind != "commuter" else rng.uniform(60, 300)
+        sub.plan.append((t, t + stay, here, here))
+        t += stay
+        there = _jitter(rng, place)
+        sub.plan.append((t, t + _travel_s(here, there), here, there))
+        t += _travel_s(here, there)
+        here = there
+    sub.plan.append((t, max(t, t1), here, here))
+    off = rng.uniform(max(start + 1800, t1 - 3600), t1) if rng.random() < 0.15 else None
+    return start, off
+
+
+def simulate(out_dir: str | Path, subscribers: int = 300, hours: float = 4.0, seed: int = 7,
+             share_4g: float = 0.6, start: datetime | None = None, progress=None) -> dict:
+    """Write capture.pcap, truth.jsonl, cells.csv, west_lake.geojson, number_segments.csv, subscribers.csv."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    city = City.build()
+    start = start or datetime(2026, 5, 1, 8, 0, tzinfo=timezone(timedelta(hours=UTC_OFFSET_HOURS)))
+    t0 = start.timestamp()
+    t1 = t0 + hours * 3600
+    subs = _population(rng, subscribers, share_4g)
+    with PcapWriter(out / "capture.pcap") as writer, open(out / "truth.jsonl", "w") as truth:
+        net = Network(city, writer, truth, rng)
+        for n, sub in enumerate(subs):
+            if sub.kind == "resident" and rng.random() < 0.5:
+                sub.tmsi = net.new_tmsi()  # phone remembers an identity the network has forgotten
+            _schedule(net, rng, sub, *_itinerary(rng, sub, t0, t1), t1)
+            if progress:
+                progress(n + 1, len(subs))
+        net.run()
+    city.write_catalogue(out / "cells.csv")
+    write_fence(out / "west_lake.geojson")
+    write_number_segments(out / "number_segments.csv")
+    with open(out / "subscribers.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["imsi", "imei", "msisdn", "rat", "kind", "home"])
+        for s in subs:
+            w.writerow([s.imsi, s.imei, s.msisdn, s.rat, s.kind, s.home])
+    return {"dir": str(out), "capture": str(out / "capture.pcap"), "truth": str(out / "truth.jsonl"),
+            "subscribers": len(subs), "messages": net.messages, "start": t0, "end": t1}
+
+
+def _schedule(net: Network, rng: random.Random, sub: Subscriber, on: float, off: float | None, t1: float) -> None:
+    """Walk the subscriber's timeline and queue the procedures it causes."""
+    end = off if off is not None else t1
+    two_g = sub.rat == "2G"
+    cell = net.city.serving(*sub.position(on))
+    busy = (net.a_location_update(on, sub, cell, "imsi_attach") if two_g else net.s1_attach(on, sub, cell))
+    area = cell.lac if two_g else cell.tac
+    last_update = on
+    rate_per_s = (1.3 if two_g else 3.0) / 3600
+    next_activity = on + rng.expovariate(rate_per_s)
+    t = on
+    while t + STEP_S < end:
+        t += STEP_S
+        cell = net.city.serving(*sub.position(t))
+        if t < busy:
+            continue
+        new_area = cell.lac if two_g else cell.tac
+        if new_area != area:
+            busy = (net.a_location_update(t, sub, cell, "normal") if two_g
+                    else net.s1_tau(t, sub, cell, "ta_updating"))
+            area, last_update = new_area, t
+        elif t - last_update >= PERIODIC_UPDATE_S:
+            busy = (net.a_location_update(t, sub, cell, "periodic") if two_g
+                    else net.s1_tau(t, sub, cell, "periodic"))
+            last_update = t
+        elif t >= next_activity:
+            if two_g:
+                busy = _two_g_activity(net, rng, sub, cell, t, end)
+            else:
+                busy = net.s1_service(t, sub, cell)
+            next_activity = t + rng.expovariate(rate_per_s)
+    if off is not None:
+        net.a_detach(off, sub, net.city.serving(*sub.position(off))) if two_g else \
+            net.s1_detach(off, sub, net.city.serving(*sub.position(off)))
+
+
+def _two_g_activity(net: Network, rng: random.Random, sub: Subscriber, cell: CellSite, t: float, end: float) -> float:
+    other = "86139057" + f"{rng.randrange(10 ** 5):05d}"
+    r = rng.random()
+    if r < 0.35:
+        return net.a_sms(t, sub, cell, other)
+    duration = rng.uniform(20, 150)
+    handovers, serving = [], cell
+    tt = t + 5.5
+    while tt < min(t + duration, end):
+        new = net.city.serving(*sub.position(tt))
+        if new != serving and new.lac == serving.lac:  # intra-BSC handover only
+            handovers.append((tt, new))
+            serving = new
+        tt += STEP_S
+    return net.a_call(t, sub, cell, r < 0.7, other, duration, handovers)
