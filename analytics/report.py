@@ -11,9 +11,10 @@ Leaflet served from the report's own ``assets/``), and each table as CSV.
 import html
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import folium
 import pandas as pd
@@ -77,6 +78,7 @@ class FenceReport:
     by_province: pd.DataFrame   # origin, visitors, share (domestic visitors)
     dwell: pd.DataFrame         # bucket, visits
     cell_heat: pd.DataFrame     # cell, visitors
+    tz: str = DEFAULT_TZ        # the client's time zone: hours and the period are shown in it
 
 
 def suppress(table: pd.DataFrame, k: int, label: str = "Other (small groups)") -> pd.DataFrame:
@@ -117,7 +119,7 @@ def build_report(store: Store, fence: str, fence_cells: list[str], start: float,
         heat = pd.DataFrame({"cell": pd.Series(dtype=str), "visitors": pd.Series(dtype=int)})
     heat = heat[heat["visitors"] >= k].reset_index(drop=True)
     return FenceReport(fence, start, end, k, int(visits["subscriber"].nunique()), hourly, by_country, by_province,
-                       dwell, heat)
+                       dwell, heat, tz)
 
 
 def _color(value: float, top: float) -> str:
@@ -149,7 +151,12 @@ def write_map(path: Path, fence: Fence, catalogue: Catalogue, fence_cells: list[
 
 
 def _table_html(df: pd.DataFrame, k: int) -> str:
-    return df.to_html(index=False, na_rep=f"&lt;{k}", escape=True, border=0, classes="t")
+    """A suppressed count shows as "<k" (its share as blank): the client sees that a group exists, not its size."""
+    shown = df.astype(object).where(df.notna(), "")
+    if "visitors" in df or "visits" in df:
+        column = "visitors" if "visitors" in df else "visits"
+        shown.loc[df[column].isna(), column] = f"<{k}"
+    return shown.to_html(index=False, escape=True, border=0, classes="t")
 
 
 def write_report(report: FenceReport, out_dir: str | Path, fence: Fence, catalogue: Catalogue,
@@ -166,8 +173,9 @@ def write_report(report: FenceReport, out_dir: str | Path, fence: Fence, catalog
               "origin_province": report.by_province, "dwell": report.dwell}
     for name, df in tables.items():
         df.to_csv(out / f"{name}.csv", index=False)
-    period = " – ".join(datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-                        for t in (report.start, report.end))
+    zone = ZoneInfo(report.tz)
+    period = " – ".join(datetime.fromtimestamp(t, zone).strftime("%Y-%m-%d %H:%M") for t in (report.start, report.end))
+    period += f" ({report.tz})"
     sections = "\n".join(
         f"<h2>{title}</h2>{_table_html(tables[name], report.k)}<p><a href='{name}.csv'>{name}.csv</a></p>"
         for title, name in [("Visitors per hour", "footfall_hourly"), ("Origin by country", "origin_country"),

@@ -35,7 +35,7 @@ MESSAGE_SCHEMA = pa.schema([
     ("assoc", pa.int32()),         # transport association (SCTP association / IPA link) index
     ("conn", pa.int64()),          # SCCP connection id, unique within a run; null if connectionless
     ("cause", pa.int32()),
-    ("cause_group", pa.string()),  # s1ap: radioNetwork/transport/nas/protocol/misc; else mm, cc, emm, bssmap, rp
+    ("cause_group", pa.string()),  # s1ap: radioNetwork/transport/nas/protocol/misc; else emm, mm, cc, bssmap, rp, cp, lcs
     ("update_type", pa.string()),  # LU/attach/TAU/detach/CM service type, e.g. imsi_attach, periodic, switch_off
     ("called", pa.string()),       # called party / SMS destination digits
     ("calling", pa.string()),      # calling party digits
