@@ -9,31 +9,16 @@ SCTP disabled (``--disable-protocol`` for S1AP, M3UA, M2UA and SCCP, so the DATA
 Prints frames/s and payloads/s for both and the ratio; ``--markdown`` prints table rows instead.
 """
 
-import argparse
 import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import best_of, captures, parser  # puts the project on sys.path
 
 from capture.errors import Anomalies  # noqa: E402
 from capture.pcap import read_packets  # noqa: E402
 from capture.stack import read_payloads  # noqa: E402
 
 ABOVE_SCTP = ("s1ap", "m3ua", "m2ua", "sccp")
-
-
-def best_of(runs: int, fn):
-    """Smallest wall time of ``runs`` calls (the least disturbed one) and the last result."""
-    best, result = float("inf"), None
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def sigloc_framing(path: Path) -> int:
@@ -49,20 +34,9 @@ def tshark_framing(path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("captures", nargs="*", type=Path)
-    parser.add_argument("--subscribers", type=int, default=2000, help="size of the simulated city")
-    parser.add_argument("--hours", type=float, default=4.0)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--markdown", action="store_true")
-    args = parser.parse_args()
-    captures = list(args.captures)
-    if not captures:
-        from simulator.scenario import simulate
-        tmp = Path(tempfile.mkdtemp(prefix="sigloc-bench-"))
-        captures.append(Path(simulate(tmp, subscribers=args.subscribers, hours=args.hours, seed=1)["capture"]))
+    args = parser(__doc__).parse_args()
     rows = []
-    for path in captures:
+    for path in captures(args):
         frames = sum(1 for _ in read_packets(path, Anomalies()))
         ours, payloads = best_of(args.runs, lambda: sigloc_framing(path))
         theirs, _ = best_of(args.runs, lambda: tshark_framing(path))

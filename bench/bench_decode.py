@@ -7,15 +7,10 @@ tshark: `tshark -T fields` with the fields sigloc extracts (identity, location, 
 Prints messages/s for both and the ratio; `--markdown` prints the docs/benchmarks.md table rows.
 """
 
-import argparse
 import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import best_of, captures, parser  # puts the project on sys.path
 
 from decoders.decode import DecodeState, decode_file  # noqa: E402
 
@@ -23,16 +18,6 @@ TSHARK_FIELDS = ["frame.number", "s1ap.procedureCode", "nas_eps.nas_msg_emm_type
                  "gsm_a.dtap.msg_mm_type", "e212.imsi", "gsm_a.tmsi", "nas_eps.emm.m_tmsi", "s1ap.tAC",
                  "s1ap.CellIdentity", "gsm_a.lac", "gsm_a.bssmap.cell_ci", "s1ap.ENB_UE_S1AP_ID",
                  "s1ap.MME_UE_S1AP_ID"]
-
-
-def best_of(runs: int, fn):
-    """Smallest wall time of ``runs`` calls (the least disturbed one) and the last result."""
-    best, result = float("inf"), None
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def sigloc_decode(path: Path) -> int:
@@ -50,19 +35,9 @@ def tshark_decode(path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("captures", nargs="*", type=Path)
-    parser.add_argument("--subscribers", type=int, default=2000, help="size of the simulated city")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--markdown", action="store_true")
-    args = parser.parse_args()
-    captures = list(args.captures)
-    if not captures:
-        from simulator.scenario import simulate
-        tmp = Path(tempfile.mkdtemp(prefix="sigloc-bench-"))
-        captures.append(Path(simulate(tmp, subscribers=args.subscribers, hours=4.0, seed=1)["capture"]))
+    args = parser(__doc__).parse_args()
     rows = []
-    for path in captures:
+    for path in captures(args):
         ours, messages = best_of(args.runs, lambda: sigloc_decode(path))
         theirs, _ = best_of(args.runs, lambda: tshark_decode(path))
         rows.append((path.name, messages, messages / ours, messages / theirs, theirs / ours))

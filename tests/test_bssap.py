@@ -22,7 +22,6 @@ import json
 import struct
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -518,13 +517,3 @@ def test_mutated_payloads_only_raise_decode_errors(payload, data):
             _assert_records(decode_bssap(candidate, None))
         except DecodeError:
             pass
-
-
-def test_decoding_rate(simulated, city):
-    """Not a benchmark: a floor so a slow path shows (the fast path decodes well over 50k PDUs/s on one core)."""
-    payloads = [p[0] for p in raw_layers(city / "capture.pcap", "bssap").values()]
-    start = time.perf_counter()
-    for payload in payloads * 5:
-        decode_bssap(payload, None)
-    rate = 5 * len(payloads) / (time.perf_counter() - start)
-    assert rate > 20_000, f"{rate:.0f} PDUs/s"

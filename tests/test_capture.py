@@ -811,5 +811,7 @@ def test_every_anomaly_reason_is_documented():
     code = "".join(p.read_text() for p in (root / "capture").glob("*.py"))
     reasons = set(re.findall(r'(?:Truncated|Malformed|Unsupported)\("([a-z0-9_]+\.[a-z0-9_]+)"', code))
     reasons |= set(re.findall(r'anomalies\["([a-z0-9_]+\.[a-z0-9_]+)"\]', code))
+    for name in re.findall(r'(?:Truncated|Malformed)\(f"\{protocol\}\.([a-z0-9_]+)"', code):  # capture/sigtran.py
+        reasons |= {f"m2ua.{name}", f"m3ua.{name}"}
     documented = set(re.findall(r"`([a-z0-9_]+\.[a-z0-9_]+)`", (root / "docs" / "capture.md").read_text()))
     assert len(reasons) > 60 and reasons <= documented, sorted(reasons - documented)

@@ -1,0 +1,80 @@
+"""Decoder throughput on the same payloads: sigloc's decoders against pycrate, in the same run.
+
+    .venv/bin/python bench/bench_decoders.py [CAPTURE ...]   # default: a simulated city of 2000 subscribers
+
+The payloads are taken from the capture once (``read_payloads``), then each decoder is timed alone:
+S1AP PDUs with their NAS (ours) against pycrate's S1AP ``from_aper`` + ``get_val`` (S1AP only, NAS left as
+bytes: the peer does less work); the layer-3 messages of DTAP against pycrate's ``parse_NAS_MO`` (then ``parse_NAS_MT`` when that fails);
+BSSAP payloads whole (BSSMAP and DTAP, ours only: pycrate has no BSSMAP message decoder).
+"""
+
+
+from common import best_of, captures, parser  # puts the project on sys.path
+
+from capture.payloads import PROTO_BSSAP, PROTO_S1AP  # noqa: E402
+from capture.stack import read_payloads  # noqa: E402
+from decoders.bssmap import decode_bssap  # noqa: E402
+from decoders.dtap import decode_l3  # noqa: E402
+from decoders.s1ap import decode_s1ap  # noqa: E402
+
+
+def rate(items, fn, runs: int) -> tuple[float, int]:
+    """Items per second of the best of ``runs`` passes, and how many items raised in the last pass."""
+    def one_pass() -> int:
+        failed = 0
+        for item in items:
+            try:
+                fn(item)
+            except Exception:  # noqa: BLE001  (a peer's failure is counted, not fatal)
+                failed += 1
+        return failed
+
+    seconds, failed = best_of(runs, one_pass)
+    return (len(items) / seconds if seconds else 0.0), failed
+
+
+def payloads(paths):
+    s1ap, bssap = [], []
+    for path in paths:
+        for batch in read_payloads(path):
+            for i in range(len(batch)):
+                if batch.proto[i] == PROTO_S1AP:
+                    s1ap.append(batch.payload(i))
+                elif batch.proto[i] == PROTO_BSSAP:
+                    bssap.append((batch.payload(i), None))
+    return s1ap, bssap
+
+
+def main() -> None:
+    args = parser(__doc__).parse_args()
+    s1ap, bssap = payloads(captures(args))
+    l3 = [p[3:] for p, _ in bssap if p[0] == 1]  # DTAP: discriminator, DLCI, length, then the L3 message
+
+    from pycrate_asn1dir import S1AP  # the peer, only here
+    from pycrate_mobile.NAS import parse_NAS_MO, parse_NAS_MT
+    pdu = S1AP.S1AP_PDU_Descriptions.S1AP_PDU
+
+    def pycrate_s1ap(data):
+        pdu.from_aper(data)
+        return pdu.get_val()
+
+    def pycrate_l3(data):
+        """The payload alone does not say its direction: try the phone's side, then the network's."""
+        if parse_NAS_MO(data)[1] and parse_NAS_MT(data)[1]:
+            raise ValueError("undecodable")
+
+    rows = [
+        ("S1AP + NAS-EPS", len(s1ap), rate(s1ap, decode_s1ap, args.runs), rate(s1ap, pycrate_s1ap, args.runs)),
+        ("DTAP layer 3", len(l3), rate(l3, lambda m: decode_l3(m, None), args.runs), rate(l3, pycrate_l3, args.runs)),
+        ("BSSAP (BSSMAP + DTAP)", len(bssap), rate(bssap, lambda m: decode_bssap(*m), args.runs), None),
+    ]
+    print(f"{'decoder':<24} {'messages':>9} {'sigloc msg/s':>13} {'pycrate msg/s':>14} {'ratio':>7}  peer failures")
+    for name, n, (ours, _), peer in (row for row in rows if row[1]):
+        if peer is None:
+            print(f"{name:<24} {n:>9} {ours:>13,.0f} {'-':>14} {'-':>7}")
+        else:
+            print(f"{name:<24} {n:>9} {ours:>13,.0f} {peer[0]:>14,.0f} {ours / peer[0]:>6.0f}×  {peer[1]}")
+
+
+if __name__ == "__main__":
+    main()
