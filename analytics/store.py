@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS {db}.events (
     home_city LowCardinality(String) COMMENT 'home city from number segments; empty if unknown',
     roaming LowCardinality(String) COMMENT 'local, other_province, international or unknown',
     imei_tac String COMMENT 'first 8 IMEI digits (device model); empty if unknown',
-    detail String COMMENT 'event detail: update type, called number class, etc.',
+    detail String COMMENT 'event detail: update type, number, call outcome, old->new IMEI TAC, roaming kind',
     cause Nullable(Int32) COMMENT 'protocol cause value when the event has one'
 ) ENGINE = MergeTree
 PARTITION BY toYYYYMMDD(ts)

@@ -4,13 +4,26 @@ Most messages on the wire name nobody (a DT1 on an SCCP connection, an Uplink NA
 S1AP IDs) or only a TMSI/M-TMSI. The correlator keeps one ``UeContext`` per signaling connection
 (SCCP connection on A; S1AP UE association on S1), learns TMSI ↔ IMSI from the procedures that reveal
 both (TS 24.008 §4.4.4 location updating and TMSI reallocation, paging with IMSI+TMSI; TS 24.301
-§5.5.1 attach, §5.4.1 GUTI reallocation, §5.4.4 identification) and tracks the serving cell from
+§5.5.1 attach, §5.4.1 GUTI reallocation, §5.4.4 identification), the phone's IMEI from identification
+(an IMEISV taken to the IMEI of the same phone), and tracks the serving cell from
 Complete Layer 3 (TS 48.008 §3.2.1.32), handover, and the cell IEs S1AP puts on uplink messages.
 """
 
 from dataclasses import dataclass, field
 
+from decoders.identity import imei_check_digit
 from decoders.records import cell_key
+
+
+def _imei(rec: dict) -> str | None:
+    """The phone's IMEI: as sent, or an IMEISV's TAC and serial number (TS 23.003 §6.2.2) with the check digit
+    the IMEI of that phone carries, so that a phone keeps one identity whichever of the two the network asked."""
+    if rec.get("imei"):
+        return rec["imei"]
+    if rec.get("imeisv"):
+        body = rec["imeisv"][:14]
+        return body + str(imei_check_digit(body))
+    return None
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,7 @@ class Correlator:
         self._s1_current: UeContext | None = None  # the S1AP message whose NAS records follow
         self.released: list[UeContext] = []  # closed since last drained; events.py flushes them
         self.cell_changed = False            # set by observe() when the returned context's cell moved
+        self.imei_seen: str | None = None    # set by observe() to the IMEI the message revealed
 
     # -- identity ---------------------------------------------------------------------------------
     def _identify(self, ctx: UeContext, imsi: str | None = None, tmsi: int | None = None,
@@ -72,7 +86,7 @@ class Correlator:
         if ctx.imsi and ctx.new_tmsi is not None:
             table[ctx.new_tmsi] = ctx.imsi
         if imei:
-            ctx.imei = imei
+            ctx.imei = self.imei_seen = imei
         if ctx.imsi and ctx.imei:
             self.imei_of[ctx.imsi] = ctx.imei
 
@@ -97,6 +111,7 @@ class Correlator:
     # -- per message -------------------------------------------------------------------------------
     def observe(self, rec: dict) -> UeContext | None:
         self.cell_changed = False
+        self.imei_seen = None
         proto = rec["proto"]
         if proto in ("bssmap", "dtap"):
             return self._observe_a(rec)
@@ -125,7 +140,7 @@ class Correlator:
         if msg in ("location_updating_accept", "tmsi_reallocation_command"):
             self._identify(ctx, new_tmsi=rec.get("tmsi"))
         else:
-            self._identify(ctx, imsi=rec.get("imsi"), tmsi=rec.get("tmsi"), imei=rec.get("imei") or None)
+            self._identify(ctx, imsi=rec.get("imsi"), tmsi=rec.get("tmsi"), imei=_imei(rec))
         return ctx
 
     def _observe_s1ap(self, rec: dict) -> UeContext | None:
@@ -164,7 +179,7 @@ class Correlator:
         if msg in ("attach_accept", "tracking_area_update_accept", "guti_reallocation_command"):
             self._identify(ctx, new_tmsi=rec.get("m_tmsi"))
         else:
-            self._identify(ctx, imsi=rec.get("imsi"), tmsi=rec.get("m_tmsi"), imei=rec.get("imei") or None)
+            self._identify(ctx, imsi=rec.get("imsi"), tmsi=rec.get("m_tmsi"), imei=_imei(rec))
         return ctx
 
     def close_all(self) -> None:

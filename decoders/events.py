@@ -1,4 +1,5 @@
-"""Behaviour events from attributed messages: power on/off, location update, cell change, calls, SMS.
+"""Behaviour events from attributed messages: power on/off, location update, cell change, calls and how they
+ended, SMS, a subscriber's change of phone, a foreign subscriber's arrival.
 
 The rules here turn protocol facts into the behaviours marketers and reports speak of (docs/events.md).
 A fact seen before its subscriber is known waits on its connection's context and is emitted, in
@@ -22,8 +23,39 @@ class EventConfig:
     """Settings of event derivation (the probe's own identity and the network it watches)."""
 
     probe: str = "probe-1"
-    home_mcc: str = "460"  # PLMN assumed when a Cell Identifier carries no PLMN (LAC+CI form)
+    # The watched network: IMSIs of another MCC are roaming in (roaming_in), and a Cell Identifier without a
+    # PLMN (LAC+CI form) is taken to be in it.
+    home_mcc: str = "460"
     home_mnc: str = "00"
+
+
+# How a call that was never answered ended, by the CC cause that cleared it (TS 24.008 §10.5.4.11, table 10.5.123);
+# any other cause is "failed".
+CALL_OUTCOME_OF_CAUSE = {
+    1: "vacant_number",   # unassigned (unallocated) number
+    17: "busy",           # user busy
+    18: "no_answer",      # no user responding
+    19: "no_answer",      # no answer from user (user alerted)
+    21: "rejected",       # call rejected
+}
+_CALL_CLEARING = frozenset(("disconnect", "release", "release_complete"))
+
+
+@dataclass
+class _Call:
+    """One CC call on a connection, Setup to Release Complete (TS 24.008 §5.2, §5.4)."""
+
+    answered: bool = False
+    cause: int | None = None  # of the first clearing message that carried one
+    ts: float = 0.0           # the call's last message so far: where it ends if its clearing is never seen
+    frame: int = 0
+
+    def outcome(self) -> str:
+        if self.answered:
+            return "answered"
+        if self.cause is None:  # neither answer nor clearing seen (capture ended, connection lost)
+            return "unknown"
+        return CALL_OUTCOME_OF_CAUSE.get(self.cause, "failed")
 
 
 def _rule(rec: dict) -> tuple[EventKind, str | None] | None:
@@ -57,6 +89,9 @@ class EventDeriver:
         self.config = config or EventConfig()
         self.correlator = Correlator(self.config.home_mcc, self.config.home_mnc)
         self._last_cell: dict[str, Cell] = {}  # subscriber key -> last observed cell since power on
+        self._calls: dict[UeContext, _Call] = {}  # A connection -> its call in progress
+        self._phone: dict[str, str] = {}          # IMSI -> TAC and serial number of the last IMEI seen
+        self._located: set[str] = set()           # IMSIs that had an event with a cell this run
         self._out = RecordBuilder(EVENT_SCHEMA)
 
     def feed(self, messages: pa.Table) -> pa.Table:
@@ -71,9 +106,13 @@ class EventDeriver:
                 ts = rec["ts"].timestamp()
                 if self.correlator.cell_changed:
                     ctx.pending.append(("cell", ts, rec["frame"], ctx.cell))
+                if self.correlator.imei_seen:
+                    ctx.pending.append(("imei", ts, rec["frame"], ctx.cell, self.correlator.imei_seen))
                 found = _rule(rec)
                 if found:
                     ctx.pending.append(("event", ts, rec["frame"], ctx.cell, *found, rec.get("cause")))
+                if ctx.iface == "A":
+                    self._follow_call(ctx, rec, ts)
                 if ctx.imsi:
                     self._flush(ctx)
             self._drain_released()
@@ -85,8 +124,31 @@ class EventDeriver:
         self._drain_released()
         return self._out.table()
 
+    def _follow_call(self, ctx: UeContext, rec: dict, ts: float) -> None:
+        msg = rec["msg"] if rec["proto"] == "dtap" else None  # BSSMAP messages only move the call's last time
+        if msg == "setup":
+            self._end_call(ctx)  # a second Setup on the connection: the first call's clearing went unseen
+            self._calls[ctx] = _Call()
+        call = self._calls.get(ctx)
+        if call is None:
+            return
+        call.ts, call.frame = ts, rec["frame"]
+        if msg == "connect":
+            call.answered = True
+        elif msg in _CALL_CLEARING and call.cause is None and rec.get("cause_group") == "cc":
+            call.cause = rec["cause"]
+        if msg == "release_complete":
+            self._end_call(ctx)
+
+    def _end_call(self, ctx: UeContext) -> None:
+        call = self._calls.pop(ctx, None)
+        if call is not None:
+            ctx.pending.append(("event", call.ts, call.frame, ctx.cell, EventKind.CALL_OUTCOME, call.outcome(),
+                                call.cause))
+
     def _drain_released(self) -> None:
         for ctx in self.correlator.released:
+            self._end_call(ctx)
             self._flush(ctx)
         self.correlator.released.clear()
 
@@ -100,6 +162,13 @@ class EventDeriver:
                     self._last_cell[key] = cell
                 if prev is not None and prev.key != cell.key:
                     self._emit(ctx, ts, frame, EventKind.CELL_CHANGE, cell, prev_cell=prev.key)
+            elif item[0] == "imei":
+                _, ts, frame, cell, imei = item
+                prev = self._phone.get(ctx.imsi) if ctx.imsi else None
+                if ctx.imsi:
+                    self._phone[ctx.imsi] = imei[:14]
+                if prev is not None and prev != imei[:14]:
+                    self._emit(ctx, ts, frame, EventKind.IMEI_CHANGE, cell, detail=f"{prev[:8]}->{imei[:8]}")
             else:
                 _, ts, frame, cell, kind, detail, cause = item
                 if kind == EventKind.POWER_OFF and key:
@@ -119,6 +188,11 @@ class EventDeriver:
             **({"mcc": cell.mcc, "mnc": cell.mnc, "lac": cell.lac, "ci": cell.ci, "tac": cell.tac,
                 "eci": cell.eci} if cell else {}),
         })
+        # After the event that located the visitor, so that a fence it enters names that event.
+        if cell and ctx.imsi and ctx.imsi not in self._located:
+            self._located.add(ctx.imsi)
+            if ctx.imsi[:3] != self.config.home_mcc:  # MCC: the first three IMSI digits (TS 23.003 §2.2)
+                self._emit(ctx, ts, frame, EventKind.ROAMING_IN, cell, detail="international")
 
 
 def derive_events(tables: Iterable[pa.Table], config: EventConfig | None = None) -> Iterator[pa.Table]:

@@ -55,7 +55,10 @@ class EventKind(StrEnum):
     CELL_CHANGE = "cell_change"
     MO_CALL = "mo_call"
     MT_CALL = "mt_call"
+    CALL_OUTCOME = "call_outcome"
     SMS_MO = "sms_mo"
+    IMEI_CHANGE = "imei_change"
+    ROAMING_IN = "roaming_in"
 
 
 EVENT_SCHEMA = pa.schema([
@@ -76,7 +79,7 @@ EVENT_SCHEMA = pa.schema([
     ("cell", pa.string()),         # cell key: "mcc-mnc-lac-ci" (2G) or "mcc-mnc-eci" (4G)
     ("prev_cell", pa.string()),    # previous cell key of the subscriber (cell_change)
     ("cause", pa.int32()),
-    ("detail", pa.string()),       # event-specific: update type, called number, SMS destination
+    ("detail", pa.string()),       # event-specific: update type, number, call outcome, TACs (docs/events.md)
     ("frame", pa.uint32()),        # frame of the message that revealed the behaviour
 ])
 

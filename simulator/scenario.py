@@ -29,6 +29,14 @@ PERIODIC_UPDATE_S = 3600   # T3212 / T3412 as configured in the simulated networ
 MSC_PC, MME_IP = 0x0101, "10.0.0.1"
 MMEGI, MMEC = 0x8001, 0x01
 SPEED_KMH = 35.0
+PHONE_SWAP_SHARE = 0.08    # subscribers who power off, put their SIM in another phone and power on again
+SOFTWARE_VERSION = "03"    # SVN of every phone's IMEISV (TS 23.003 §6.2.2)
+# How simulated calls end, with the CC cause of their clearing (TS 24.008 §10.5.4.11, table 10.5.123).
+CALL_CAUSES = {"answered": 16, "busy": 17, "no_answer": 19, "rejected": 21, "vacant_number": 1, "failed": 34}
+# Shares of call endings; a number the phone dials may not exist, one the network rings does.
+MO_CALL_ENDINGS = {"answered": 0.5, "busy": 0.12, "no_answer": 0.12, "rejected": 0.1, "vacant_number": 0.08,
+                   "failed": 0.08}
+MT_CALL_ENDINGS = {"answered": 0.6, "busy": 0.15, "no_answer": 0.15, "rejected": 0.1}
 
 
 @dataclass
@@ -42,6 +50,10 @@ class Subscriber:
     plan: list = field(default_factory=list)  # [(t_start, t_end, (lat0, lon0), (lat1, lon1))] legs
     tmsi: int | None = None                   # current TMSI (2G) or M-TMSI (4G) the network assigned
 
+    @property
+    def imeisv(self) -> str:
+        return self.imei[:14] + SOFTWARE_VERSION
+
     def position(self, t: float) -> tuple[float, float] | None:
         for t0, t1, a, b in self.plan:
             if t0 <= t <= t1:
@@ -50,8 +62,8 @@ class Subscriber:
         return None
 
 
-def _luhn_imei(rng: random.Random) -> str:
-    body = rng.choice(DEVICE_TACS) + f"{rng.randrange(10**6):06d}"
+def _luhn_imei(rng: random.Random, tacs: list[str] = DEVICE_TACS) -> str:
+    body = rng.choice(tacs) + f"{rng.randrange(10**6):06d}"
     return body + str(imei_check_digit(body))
 
 
@@ -68,6 +80,8 @@ class Network:
         self._queue: list = []
         self._seq = 0
         self.observed: dict[str, str | None] = {}  # imsi -> last cell the network saw since power on
+        self.phones: dict[str, str] = {}           # imsi -> TAC and serial of the last IMEI the network learnt
+        self.located: set[str] = set()              # imsis the network has seen in a cell
         self.messages = 0
 
     # -- scheduling: procedures of many subscribers interleave on the wire in time order -------------
@@ -82,9 +96,15 @@ class Network:
             self.messages += 1
 
     # -- truth --------------------------------------------------------------------------------------
-    def record(self, ts: float, sub: Subscriber, event: str, cell: str | None, detail=None) -> None:
+    def record(self, ts: float, sub: Subscriber, event: str, cell: str | None, detail=None,
+               cause: int | None = None) -> None:
+        if cell and sub.imsi not in self.located:
+            self.located.add(sub.imsi)
+            if sub.imsi[:3] != HOME_MCC:  # a visitor's first appearance
+                self.record(ts, sub, "roaming_in", cell, "international")
         self.truth.write(json.dumps({"ts": round(ts, 6), "imsi": sub.imsi, "event": event, "cell": cell,
-                                     "detail": detail, "iface": "A" if sub.rat == "2G" else "S1"}) + "\n")
+                                     "detail": detail, "iface": "A" if sub.rat == "2G" else "S1",
+                                     **({"cause": cause} if cause is not None else {})}) + "\n")
 
     def seen(self, ts: float, sub: Subscriber, cell: CellSite, power_on: bool = False) -> str:
         """The network observes the subscriber in ``cell``: a cell_change if it moved since last seen."""
@@ -96,6 +116,13 @@ class Network:
                                          "iface": "A" if sub.rat == "2G" else "S1"}) + "\n")
         self.observed[sub.imsi] = key
         return key
+
+    def identified(self, ts: float, sub: Subscriber, cell: str) -> None:
+        """The network learns the phone's IMEI: an imei_change if the SIM is in another phone than last time."""
+        prev = self.phones.get(sub.imsi)
+        if prev is not None and prev != sub.imei[:14]:
+            self.record(ts, sub, "imei_change", cell, f"{prev[:8]}->{sub.imei[:8]}")
+        self.phones[sub.imsi] = sub.imei[:14]
 
     # -- links ----------------------------------------------------------------------------------------
     def s1(self, cell: CellSite) -> S1Link:
@@ -142,14 +169,15 @@ class Network:
         if lu_type == "imsi_attach" and sub.tmsi is not None:  # a stale TMSI from yesterday: the VLR asks
             steps += [(0.05, False, dtap(bssap.identity_request("imsi"))),
                       (0.08, True, dtap(bssap.identity_response(imsi=sub.imsi)))]
+        key = self.seen(ts, sub, cell, power_on=lu_type == "imsi_attach")
+        self.record(ts, sub, "power_on" if lu_type == "imsi_attach" else "location_update", key, lu_type)
         if lu_type == "imsi_attach":
             steps += [(0.05, False, dtap(bssap.identity_request("imei"))),
                       (0.08, True, dtap(bssap.identity_response(imei=sub.imei)))]
+            self.identified(ts + 0.02 + sum(s[0] for s in steps), sub, key)
         sub.tmsi = self.new_tmsi()
         steps += [(0.1, False, dtap(bssap.location_updating_accept((HOME_MCC, HOME_MNC, cell.lac), tmsi=sub.tmsi))),
                   (0.08, True, dtap(bssap.tmsi_reallocation_complete()))]
-        key = self.seen(ts, sub, cell, power_on=lu_type == "imsi_attach")
-        self.record(ts, sub, "power_on" if lu_type == "imsi_attach" else "location_update", key, lu_type)
         return self.a_connection(ts, sub, cell, l3, steps)
 
     def a_detach(self, ts: float, sub: Subscriber, cell: CellSite) -> float:
@@ -159,9 +187,10 @@ class Network:
         return self.a_connection(ts, sub, cell, bssap.imsi_detach_indication(tmsi=sub.tmsi), [])
 
     def a_call(self, ts: float, sub: Subscriber, cell: CellSite, mobile_originated: bool, other: str,
-               duration: float, handovers: list) -> float:
-        dtap, ti_net = bssap.dtap, 0
-        if mobile_originated:
+               duration: float, handovers: list, outcome: str = "answered") -> float:
+        """A call (TS 24.008 §5.2) that ends as ``outcome`` (a CALL_CAUSES key); ``duration`` is talk or ring time."""
+        dtap, ti_net, mo = bssap.dtap, 0, mobile_originated
+        if mo:
             l3 = bssap.cm_service_request("mo_call", tmsi=sub.tmsi)
             steps = [(0.1, True, dtap(bssap.setup_mo(ti_net, other))),
                      (0.1, False, dtap(bssap.call_proceeding(ti_net)))]
@@ -171,22 +200,38 @@ class Network:
                                                       False))
             l3 = bssap.paging_response(tmsi=sub.tmsi)
             steps = [(0.1, False, dtap(bssap.setup_mt(ti_net, other)))]
-        steps += [(0.3, False, bssap.assignment_request()), (0.2, True, bssap.assignment_complete()),
-                  (1.5, mobile_originated is False, dtap(bssap.alerting(ti_net))),
-                  (3.0, mobile_originated is False, dtap(bssap.connect(ti_net))),
-                  (0.1, mobile_originated, dtap(bssap.connect_acknowledge(ti_net)))]
         key = self.seen(ts, sub, cell)
-        self.record(ts + 0.12, sub, "mo_call" if mobile_originated else "mt_call", key, other)  # the Setup
-        elapsed = sum(s[0] for s in steps) + 0.02
-        for t_ho, new_cell in handovers:  # intra-BSC handover while talking: the BSC reports the new cell
-            dt = max(0.01, (t_ho - ts) - elapsed)
-            steps.append((dt, True, bssap.handover_performed(0, HOME_MCC, HOME_MNC, new_cell.lac, new_cell.ci)))
-            elapsed += dt
-            self.seen(ts + elapsed, sub, new_cell)
-        remaining = max(1.0, duration - elapsed)
-        steps += [(remaining, True, dtap(bssap.disconnect(ti_net, 16))),
-                  (0.1, False, dtap(bssap.release(ti_net, 16))),
-                  (0.1, True, dtap(bssap.release_complete(ti_net)))]
+        self.record(ts + 0.12, sub, "mo_call" if mo else "mt_call", key, other)  # the Setup
+        cause = CALL_CAUSES[outcome]
+        # Who clears (sends Disconnect, §5.4.3): the phone hangs up after talking or rejects a call ringing it; the
+        # network clears when the far end is busy, does not answer or rejects, or the number does not exist.
+        phone_clears = outcome == "answered" or (not mo and outcome in ("busy", "rejected"))
+        rings = outcome in ("answered", "no_answer", "rejected") or (not mo and outcome == "busy")
+        if outcome not in ("vacant_number", "failed"):  # the number exists: a traffic channel for the call
+            steps += [(0.3, False, bssap.assignment_request()), (0.2, True, bssap.assignment_complete())]
+        if rings:
+            steps.append((1.5, not mo, dtap(bssap.alerting(ti_net))))
+        if outcome == "answered":
+            steps += [(3.0, not mo, dtap(bssap.connect(ti_net))), (0.1, mo, dtap(bssap.connect_acknowledge(ti_net)))]
+            elapsed = sum(s[0] for s in steps) + 0.02
+            for t_ho, new_cell in handovers:  # intra-BSC handover while talking: the BSC reports the new cell
+                dt = max(0.01, (t_ho - ts) - elapsed)
+                steps.append((dt, True, bssap.handover_performed(0, HOME_MCC, HOME_MNC, new_cell.lac, new_cell.ci)))
+                elapsed += dt
+                key = self.seen(ts + elapsed, sub, new_cell)
+            wait = max(1.0, duration - elapsed)
+        else:
+            wait = duration if rings else 0.5
+        # Disconnect from the clearing side, Release from the other, Release Complete from the first again; the
+        # TI flag (TS 24.007 §11.2.3.1.3) is 0 on messages from the side that set the call up.
+        originator_clears = phone_clears == mo
+        steps += [(wait, phone_clears, dtap(bssap.disconnect(ti_net, cause, from_originator=originator_clears))),
+                  (0.1, not phone_clears, dtap(bssap.release(ti_net, cause, from_originator=not originator_clears))),
+                  (0.1, phone_clears, dtap(bssap.release_complete(ti_net, from_originator=originator_clears)))]
+        t_end = ts + 0.02
+        for dt, _, _ in steps:
+            t_end += dt
+        self.record(t_end, sub, "call_outcome", key, outcome, cause=cause)
         return self.a_connection(ts, sub, cell, l3, steps)
 
     def a_sms(self, ts: float, sub: Subscriber, cell: CellSite, destination: str) -> float:
@@ -239,12 +284,14 @@ class Network:
         else:
             req = nas.attach_request(imsi=sub.imsi, attach_type="combined")
             steps = []
+        key = self.seen(ts, sub, cell, power_on=True)
+        self.record(ts, sub, "power_on", key, "combined")
+        steps += [(0.05, "dl", nas.identity_request("imeisv")), (0.08, "ul", nas.identity_response(imeisv=sub.imeisv))]
+        self.identified(ts + sum(s[0] for s in steps), sub, key)
         sub.tmsi = self.new_tmsi()
         steps += [(0.1, "ics", nas.protect(nas.attach_accept(guti=self.guti(sub), tais=[(HOME_MCC, HOME_MNC, cell.tac)]),
                                            2, count)),
                   (0.1, "ul", nas.protect(nas.attach_complete(), 2, count))]
-        key = self.seen(ts, sub, cell, power_on=True)
-        self.record(ts, sub, "power_on", key, "combined")
         return self.s1_connection(ts, sub, cell, req, steps)
 
     def s1_tau(self, ts: float, sub: Subscriber, cell: CellSite, update_type: str) -> float:
@@ -369,6 +416,23 @@ def simulate(out_dir: str | Path, subscribers: int = 300, hours: float = 4.0, se
 def _schedule(net: Network, rng: random.Random, sub: Subscriber, on: float, off: float | None, t1: float) -> None:
     """Walk the subscriber's timeline and queue the procedures it causes."""
     end = off if off is not None else t1
+    if rng.random() < PHONE_SWAP_SHARE and end - on > 2700:  # power off, SIM into another phone, power on
+        swap = rng.uniform(on + 600, end - 1500)
+        off_done = _power_off(net, sub, max(swap, _session(net, rng, sub, on, swap)))
+        sub.imei = _luhn_imei(rng, [tac for tac in DEVICE_TACS if tac != sub.imei[:8]])
+        on = off_done + rng.uniform(60, 600)
+    _session(net, rng, sub, on, end)
+    if off is not None:
+        _power_off(net, sub, off)
+
+
+def _power_off(net: Network, sub: Subscriber, t: float) -> float:
+    cell = net.city.serving(*sub.position(t))
+    return net.a_detach(t, sub, cell) if sub.rat == "2G" else net.s1_detach(t, sub, cell)
+
+
+def _session(net: Network, rng: random.Random, sub: Subscriber, on: float, end: float) -> float:
+    """Power on at ``on`` and live until ``end``; returns when the last procedure started is over."""
     two_g = sub.rat == "2G"
     cell = net.city.serving(*sub.position(on))
     busy = (net.a_location_update(on, sub, cell, "imsi_attach") if two_g else net.s1_attach(on, sub, cell))
@@ -397,9 +461,7 @@ def _schedule(net: Network, rng: random.Random, sub: Subscriber, on: float, off:
             else:
                 busy = net.s1_service(t, sub, cell)
             next_activity = t + rng.expovariate(rate_per_s)
-    if off is not None:
-        net.a_detach(off, sub, net.city.serving(*sub.position(off))) if two_g else \
-            net.s1_detach(off, sub, net.city.serving(*sub.position(off)))
+    return busy
 
 
 def _two_g_activity(net: Network, rng: random.Random, sub: Subscriber, cell: CellSite, t: float, end: float) -> float:
@@ -407,13 +469,19 @@ def _two_g_activity(net: Network, rng: random.Random, sub: Subscriber, cell: Cel
     r = rng.random()
     if r < 0.35:
         return net.a_sms(t, sub, cell, other)
-    duration = rng.uniform(20, 150)
-    handovers, serving = [], cell
-    tt = t + 5.5
-    while tt < min(t + duration, end):
-        new = net.city.serving(*sub.position(tt))
-        if new != serving and new.lac == serving.lac:  # intra-BSC handover only
-            handovers.append((tt, new))
-            serving = new
-        tt += STEP_S
-    return net.a_call(t, sub, cell, r < 0.7, other, duration, handovers)
+    mo = r < 0.7
+    endings = MO_CALL_ENDINGS if mo else MT_CALL_ENDINGS
+    outcome = rng.choices(list(endings), weights=list(endings.values()))[0]
+    handovers = []
+    if outcome == "answered":
+        duration = rng.uniform(20, 150)
+        serving, tt = cell, t + 5.5
+        while tt < min(t + duration, end):
+            new = net.city.serving(*sub.position(tt))
+            if new != serving and new.lac == serving.lac:  # intra-BSC handover only
+                handovers.append((tt, new))
+                serving = new
+            tt += STEP_S
+    else:
+        duration = rng.uniform(20, 40) if outcome == "no_answer" else rng.uniform(3, 15)  # ringing, if it rings
+    return net.a_call(t, sub, cell, mo, other, duration, handovers, outcome)

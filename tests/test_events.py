@@ -1,5 +1,6 @@
 """Behaviour events derived from the simulator's capture equal the simulator's ground truth."""
 
+import csv
 import json
 from collections import Counter
 
@@ -45,3 +46,20 @@ def test_tmsi_only_messages_resolved(derived):
 def test_no_anomalies_on_clean_capture(derived):
     _, _, state = derived
     assert not state.anomalies, state.anomalies
+
+
+def test_call_outcome_causes_match_truth(derived):
+    events, truth, _ = derived
+    got = Counter((_key(e), e["cause"]) for e in events if e["event"] == "call_outcome")
+    want = Counter((_key(e), e["cause"]) for e in truth if e["event"] == "call_outcome")
+    assert got == want
+    # The simulated city exercises every way a call ends that its network produces.
+    assert {key[5] for key, _ in want} == {"answered", "busy", "no_answer", "rejected", "vacant_number", "failed"}
+
+
+def test_roaming_in_names_the_international_visitors(derived, city):
+    events, _, _ = derived
+    visitors = {row["imsi"] for row in csv.DictReader(open(city / "subscribers.csv"))
+                if row["kind"] == "international_tourist"}
+    arrivals = Counter(e["imsi"] for e in events if e["event"] == "roaming_in")
+    assert set(arrivals) == visitors and set(arrivals.values()) == {1}
