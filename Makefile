@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install tshark clean baselines
+.PHONY: demo test install tshark clean baselines bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,16 @@ tshark:
 
 test: $(STAMP) tshark
 	$(PY) -m pytest -q
+
+# The expected outputs of tests/cases/ are regenerated here, never by hand (review the diff before committing).
+baselines: $(STAMP)
+	$(PY) tests/cases/make_cases.py --refresh
+
+# Throughput against tshark and pycrate on a simulated city (a few minutes); figures go to docs/benchmarks.md.
+bench: $(STAMP) tshark
+	$(PY) bench/bench_capture.py --markdown
+	$(PY) bench/bench_decode.py --markdown
+	$(PY) bench/bench_decoders.py
 
 clean:
 	rm -rf out build *.egg-info .pytest_cache
