@@ -38,21 +38,17 @@ def decode_batch(batch: PayloadBatch, state: DecodeState) -> pa.Table:
     """Decode every payload of ``batch`` into MESSAGE_SCHEMA rows (several per payload when nested)."""
     out = RecordBuilder(MESSAGE_SCHEMA)
     state.anomalies.update(batch.anomalies)
-    for i in range(len(batch)):
-        proto = int(batch.proto[i])
-        conn = int(batch.conn[i])
-        context = {
-            "frame": int(batch.frame[i]),
-            "ts": float(batch.ts[i]),
-            "iface": "S1" if proto == PROTO_S1AP else "A",
-            "assoc": int(batch.assoc[i]),
-            "conn": conn if conn >= 0 else None,
-        }
+    data = batch.data
+    columns = (batch.frame, batch.ts, batch.proto, batch.assoc, batch.src, batch.dst, batch.conn, batch.sccp_type,
+               batch.offset, batch.length)
+    # Plain Python lists once per batch: indexing NumPy arrays per payload would cost more than the decoding.
+    for frame, ts, proto, assoc, src, dst, conn, sccp_type, start, length in zip(*(c.tolist() for c in columns)):
+        payload = data[start:start + length]
         try:
             if proto == PROTO_S1AP:
-                records = decode_s1ap(batch.payload(i))
-            elif proto in (PROTO_BSSAP, PROTO_BSSAP_LE):
-                records = _decode_bssap(batch, i, conn, state)
+                records = decode_s1ap(payload)
+            elif proto == PROTO_BSSAP or proto == PROTO_BSSAP_LE:
+                records = _decode_bssap(payload, proto, src, dst, conn, sccp_type, state)
             else:
                 continue
         except Unsupported as err:
@@ -61,20 +57,23 @@ def decode_batch(batch: PayloadBatch, state: DecodeState) -> pa.Table:
         except DecodeError as err:
             state.anomalies.count(err)
             records = [{"proto": _PROTO_NAMES[proto], "msg": "malformed", "error": err.reason}]
+        context = {"frame": frame, "ts": ts, "iface": "S1" if proto == PROTO_S1AP else "A", "assoc": assoc,
+                   "conn": conn if conn >= 0 else None}
         for record in records:
             if record.get("error"):
                 state.anomalies[record["error"]] += 1
-            out.append({**record, **context})
+            record.update(context)
+            out.append(record)
     state.messages += len(out)
     return out.table()
 
 
-def _decode_bssap(batch: PayloadBatch, i: int, conn: int, state: DecodeState) -> list[dict]:
-    src, dst = int(batch.src[i]), int(batch.dst[i])
+def _decode_bssap(payload: bytes, proto: int, src: int, dst: int, conn: int, sccp_type: int,
+                  state: DecodeState) -> list[dict]:
     bsc = state.bsc_side.get(conn)
-    decode = decode_bssap_le if int(batch.proto[i]) == PROTO_BSSAP_LE else decode_bssap
-    records = decode(batch.payload(i), None if bsc is None else src == bsc)
-    if conn >= 0 and bsc is None and int(batch.sccp_type[i]) == SCCP_CR and records:
+    decode = decode_bssap_le if proto == PROTO_BSSAP_LE else decode_bssap
+    records = decode(payload, None if bsc is None else src == bsc)
+    if conn >= 0 and bsc is None and sccp_type == SCCP_CR and records:
         bsc = dst if records[0]["msg"] in _CR_FROM_MSC else src
         state.bsc_side[conn] = bsc
         for record in records:  # the CR's own messages get their direction now
