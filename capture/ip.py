@@ -11,6 +11,7 @@ octets counts it.
 import struct
 
 from capture.errors import Anomalies, Malformed, Truncated
+from capture.pending import Pending
 
 PROTO_TCP, PROTO_UDP, PROTO_SCTP = 6, 17, 132
 # RFC 8200 §4 extension headers sized (length + 1) * 8; Authentication Header (RFC 4302) is (length + 2) * 4.
@@ -37,8 +38,7 @@ class IpLayer:
     def __init__(self, protocols: frozenset[int], anomalies: Anomalies):
         self.protocols = protocols
         self.anomalies = anomalies
-        self._pending: dict[tuple, _Datagram] = {}
-        self._swept = 0.0
+        self._pending = Pending(anomalies, "ip.fragment_timeout", FRAGMENT_TIMEOUT, MAX_PENDING)
 
     def packet(self, data: memoryview, at: int, ts: float) -> Datagram | None:
         """The transport payload of the IP packet at ``data[at:]``; None when not wanted or not complete yet."""
@@ -94,14 +94,10 @@ class IpLayer:
 
     def _fragment(self, key: tuple, offset: int, more: bool, piece: memoryview, ts: float) -> bytes | None:
         """Add one fragment; the whole payload once every octet from 0 to the last fragment's end is present."""
-        if ts - self._swept > 1.0 and self._pending:
-            self._sweep(ts)
+        self._pending.expire(ts)
         entry = self._pending.get(key)
         if entry is None:
-            if len(self._pending) >= MAX_PENDING:
-                del self._pending[next(iter(self._pending))]
-                self.anomalies["ip.fragment_timeout"] += 1
-            entry = self._pending[key] = _Datagram(ts)
+            entry = self._pending.start(key, _Datagram(ts))
         if offset + len(piece) > MAX_DATAGRAM or len(entry.pieces) >= MAX_FRAGMENTS:
             del self._pending[key]
             raise Malformed("ip.fragment_overflow")
@@ -113,17 +109,9 @@ class IpLayer:
             del self._pending[key]
         return whole
 
-    def _sweep(self, ts: float) -> None:
-        self._swept = ts
-        for key in [k for k, e in self._pending.items() if ts - e.first > FRAGMENT_TIMEOUT]:
-            del self._pending[key]
-            self.anomalies["ip.fragment_timeout"] += 1
-
     def finish(self) -> None:
         """End of capture: datagrams still missing fragments will never complete."""
-        if self._pending:
-            self.anomalies["ip.fragment_timeout"] += len(self._pending)
-            self._pending.clear()
+        self._pending.finish()
 
 
 class _Datagram:

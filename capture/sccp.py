@@ -26,6 +26,7 @@ reference opens a new connection instead of joining a dead one.
 from typing import NamedTuple
 
 from capture.errors import Anomalies, Malformed, Truncated, Unsupported
+from capture.pending import Pending
 
 # Q.713 §2.1 Table 1: message types (a payload's ``sccp_type`` in the batch is one of these).
 SCCP_CR, SCCP_CC, SCCP_CREF, SCCP_RLSD, SCCP_RLC, SCCP_DT1, SCCP_DT2, SCCP_AK = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08
@@ -368,25 +369,18 @@ class Segments:
 
     def __init__(self, anomalies: Anomalies):
         self.anomalies = anomalies
-        self._pending: dict[tuple, _Segmented] = {}
-        self._swept = 0.0
+        self._pending = Pending(anomalies, "sccp.reassembly_timeout", REASSEMBLY_TIMEOUT, MAX_REASSEMBLING)
 
     def add(self, msg: Message, src: int, ts: float) -> memoryview | bytes | None:
         """The whole user data once ``msg`` completes its message; a message in one segment is returned as is."""
         first, remaining, reference = msg.segmentation
         if first and not remaining:
             return msg.data
-        if ts - self._swept > 1.0 and self._pending:
-            self._sweep(ts)
+        self._pending.expire(ts)
         key = (src, msg.calling, reference)
         entry = self._pending.get(key)
-        if entry is None or (first and entry.total is not None):
-            if entry is not None:  # a new message on the key before the last one completed
-                self.anomalies["sccp.reassembly_timeout"] += 1
-            elif len(self._pending) >= MAX_REASSEMBLING:
-                del self._pending[next(iter(self._pending))]
-                self.anomalies["sccp.reassembly_timeout"] += 1
-            entry = self._pending[key] = _Segmented(ts)
+        if entry is None or (first and entry.total is not None):  # a first segment again: a new message
+            entry = self._pending.start(key, _Segmented(ts))
         data = bytes(msg.data or b"")
         entry.size += len(data) - len(entry.parts.get(remaining, b""))
         entry.parts[remaining] = data
@@ -400,17 +394,9 @@ class Segments:
         del self._pending[key]
         return b"".join(entry.parts[r] for r in range(entry.total - 1, -1, -1))
 
-    def _sweep(self, ts: float) -> None:
-        self._swept = ts
-        for key in [k for k, e in self._pending.items() if ts - e.first > REASSEMBLY_TIMEOUT]:
-            del self._pending[key]
-            self.anomalies["sccp.reassembly_timeout"] += 1
-
     def finish(self) -> None:
         """End of capture: messages still missing segments will never complete."""
-        if self._pending:
-            self.anomalies["sccp.reassembly_timeout"] += len(self._pending)
-            self._pending.clear()
+        self._pending.finish()
 
 
 def subsystem(msg: Message) -> int:
