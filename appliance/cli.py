@@ -17,6 +17,7 @@ from rich.progress import Progress
 from analytics.origin import SegmentError
 from analytics.report import DEFAULT_K
 from analytics.store import StoreError
+from appliance.config import ConfigError, load_config
 from capture.errors import DecodeError
 from capture.live import DEFAULT_BPF, DumpcapSource, PacketSocketSource, Stop
 from decoders.decode import DecodeState, decode_batches, decode_file
@@ -25,7 +26,7 @@ from geofence.cells import Catalogue, CatalogueError
 from geofence.fences import DEFAULT_MIN_OVERLAP, FenceError, compile_fence, load_fence
 
 TRUNCATED_FILE = "pcap.truncated_record"
-USER_ERRORS = (DecodeError, CatalogueError, FenceError, SegmentError, StoreError, FileNotFoundError,
+USER_ERRORS = (ConfigError, DecodeError, CatalogueError, FenceError, SegmentError, StoreError, FileNotFoundError,
                IsADirectoryError, PermissionError)
 
 
@@ -249,6 +250,20 @@ def demo(out_dir, subscribers, store_url, k):
     _run_job(info["capture"], city / "cells.csv", city / "west_lake.geojson", city / "number_segments.csv",
              store_url, out / "report", k)
     click.echo(f"done in {time.monotonic() - started:.0f} s")
+
+
+@cli.command("check-config")
+@click.argument("config_file", type=click.Path(exists=True, dir_okay=False))
+def check_config(config_file):
+    """Validate a sigloc.toml (keys, types, ranges, referenced files) and print what the daemon would run."""
+    config = load_config(config_file)
+    click.echo(f"{config.path}: ok")
+    for src in config.sources:
+        click.echo(f"  source {src['kind']}: {src['path'] or src['interface']}")
+    click.echo(f"  store {config.store['url']} (spool {config.store['spool']}, raw events kept "
+               f"{config.store['raw_ttl_days']} d)")
+    click.echo(f"  cells {config.reference['cells']}; fences {config.fences['dir']}; "
+               f"campaigns {config.campaigns['dir']}")
 
 
 def main() -> None:
