@@ -9,7 +9,8 @@ both (TS 24.008 §4.4.4 location updating and TMSI reallocation, paging with IMS
 Complete Layer 3 (TS 48.008 §3.2.1.32), handover, and the cell IEs S1AP puts on uplink messages.
 """
 
-from dataclasses import dataclass, field
+import sys
+from dataclasses import astuple, dataclass, field
 
 from decoders.identity import imei_check_digit
 from decoders.records import cell_key
@@ -26,6 +27,10 @@ def _imei(rec: dict) -> str | None:
     return None
 
 
+# S1AP messages whose eNB UE S1AP ID is the one a handover's target eNB allocated (TS 36.413 §8.4).
+_TARGET_ENB_ID = frozenset(("handover_request_acknowledge", "handover_notify", "path_switch_request"))
+
+
 @dataclass(frozen=True)
 class Cell:
     """A serving cell as seen on the wire; ``key`` is the catalogue/fence key (see records.cell_key)."""
@@ -37,6 +42,23 @@ class Cell:
     ci: int | None = None
     tac: int | None = None
     eci: int | None = None
+
+
+def encode_cell(cell: Cell | None) -> list | None:
+    return list(astuple(cell)) if cell else None
+
+
+def decode_cell(values: list | None) -> Cell | None:
+    return Cell(*values) if values else None
+
+
+def encode_fact(fact: tuple) -> list:
+    """A pending fact (kind, ts, frame, cell, ...) with its cell in snapshot form."""
+    return [*fact[:3], encode_cell(fact[3]), *fact[4:]]
+
+
+def decode_fact(values: list) -> tuple:
+    return (*values[:3], decode_cell(values[3]), *values[4:])
 
 
 @dataclass(eq=False)
@@ -51,6 +73,8 @@ class UeContext:
     cell: Cell | None = None
     pending: list = field(default_factory=list)  # facts waiting for the IMSI (consumed by events.py)
     closed: bool = False
+    mme_id: int | None = None               # S1: the MME UE S1AP ID and (assoc, eNB UE S1AP ID) it is
+    enb_key: tuple[int, int] | None = None  # indexed under, so that a context displaced from both is released
 
 
 class Correlator:
@@ -65,6 +89,7 @@ class Correlator:
         self._by_mme: dict[int, UeContext] = {}
         self._by_enb: dict[tuple[int, int], UeContext] = {}
         self._s1_current: UeContext | None = None  # the S1AP message whose NAS records follow
+        self._cells: dict[tuple, Cell] = {}
         self.released: list[UeContext] = []  # closed since last drained; events.py flushes them
         self.cell_changed = False            # set by observe() when the returned context's cell moved
         self.imei_seen: str | None = None    # set by observe() to the IMEI the message revealed
@@ -78,13 +103,16 @@ class Correlator:
             if ctx.imsi is None and tmsi in table:
                 ctx.imsi = table[tmsi]
         if imsi:
-            ctx.imsi = imsi
+            ctx.imsi = imsi = sys.intern(imsi)  # one string per subscriber, however many tables key on it
             if ctx.presented_tmsi is not None:
                 table[ctx.presented_tmsi] = imsi
         if new_tmsi is not None:
             ctx.new_tmsi = new_tmsi
         if ctx.imsi and ctx.new_tmsi is not None:
             table[ctx.new_tmsi] = ctx.imsi
+            old = ctx.presented_tmsi
+            if old is not None and old != ctx.new_tmsi and table.get(old) == ctx.imsi:
+                del table[old]  # reallocated (TS 24.008 §4.3.1, TS 24.301 §5.4.1): the old one is void
         if imei:
             ctx.imei = self.imei_seen = imei
         if ctx.imsi and ctx.imei:
@@ -93,12 +121,15 @@ class Correlator:
     def _locate(self, ctx: UeContext, rec: dict) -> None:
         mcc = rec.get("mcc") or self.home[0]
         mnc = rec.get("mnc") or self.home[1]
-        if rec.get("eci") is not None:
-            cell = Cell(cell_key(mcc, mnc, eci=rec["eci"]), mcc, mnc, tac=rec.get("tac"), eci=rec["eci"])
-        elif rec.get("lac") is not None and rec.get("ci") is not None:
-            cell = Cell(cell_key(mcc, mnc, rec["lac"], rec["ci"]), mcc, mnc, lac=rec["lac"], ci=rec["ci"])
-        else:
+        eci, tac, lac, ci = rec.get("eci"), rec.get("tac"), rec.get("lac"), rec.get("ci")
+        if eci is None and (lac is None or ci is None):
             return
+        ident = (mcc, mnc, eci, tac) if eci is not None else (mcc, mnc, lac, ci)
+        cell = self._cells.get(ident)
+        if cell is None:  # one Cell per cell, shared by every subscriber it serves (the store's memory)
+            cell = self._cells[ident] = (
+                Cell(cell_key(mcc, mnc, eci=eci), mcc, mnc, tac=tac, eci=eci) if eci is not None
+                else Cell(cell_key(mcc, mnc, lac, ci), mcc, mnc, lac=lac, ci=ci))
         if ctx.cell is None or ctx.cell.key != cell.key:
             ctx.cell = cell
             self.cell_changed = True
@@ -153,23 +184,54 @@ class Correlator:
             ctx = UeContext("S1")
             if rec.get("m_tmsi") is not None:
                 self._identify(ctx, tmsi=rec["m_tmsi"])
-        else:  # after a handover the MME ID still names the context; the eNB ID is the target's
-            ctx = (self._by_mme.get(mme) if mme is not None else None) or self._by_enb.get((assoc, enb))
+        else:
+            ctx = self._by_enb.get((assoc, enb)) if enb is not None else None
+            # In a handover the MME ID names the context and the eNB ID is the target's. Otherwise a context the
+            # eNB opened that has no MME ID yet is getting one now, from the MME's first message on it, even if an
+            # earlier connection whose release went unseen held that ID.
+            if mme is not None and (ctx is None or ctx.mme_id is not None or msg in _TARGET_ENB_ID):
+                ctx = self._by_mme.get(mme) or ctx
             if ctx is None:
                 ctx = UeContext("S1")
         if enb is not None:
-            self._by_enb[(assoc, enb)] = ctx
+            self._index_enb((assoc, enb), ctx)
         if mme is not None:
-            self._by_mme[mme] = ctx
+            self._index_mme(mme, ctx)
         if msg in ("initial_ue_message", "uplink_nas_transport", "handover_notify", "path_switch_request",
                    "ue_capability_info_indication"):
             self._locate(ctx, rec)
         if msg == "ue_context_release_complete":
             self._by_mme.pop(mme, None)
             self._by_enb.pop((assoc, enb), None)
+            ctx.mme_id = ctx.enb_key = None
             self._release(ctx)
         self._s1_current = ctx
         return ctx
+
+    # An S1AP ID names one UE association at a time (TS 36.413 §9.2.3.3, §9.2.3.4): a context it named before
+    # that neither ID reaches any more ended without its release being seen, and is released with what waits on it.
+    def _index_enb(self, key: tuple[int, int], ctx: UeContext) -> None:
+        old = self._by_enb.get(key)
+        self._by_enb[key] = ctx
+        ctx.enb_key = key
+        if old is not None and old is not ctx:
+            if old.enb_key == key:
+                old.enb_key = None
+            self._release_if_unnamed(old)
+
+    def _index_mme(self, mme: int, ctx: UeContext) -> None:
+        old = self._by_mme.get(mme)
+        self._by_mme[mme] = ctx
+        ctx.mme_id = mme
+        if old is not None and old is not ctx:
+            if old.mme_id == mme:
+                old.mme_id = None
+            self._release_if_unnamed(old)
+
+    def _release_if_unnamed(self, ctx: UeContext) -> None:
+        if ((ctx.enb_key is None or self._by_enb.get(ctx.enb_key) is not ctx)
+                and (ctx.mme_id is None or self._by_mme.get(ctx.mme_id) is not ctx)):
+            self._release(ctx)
 
     def _observe_nas(self, rec: dict) -> UeContext | None:
         ctx = self._s1_current
@@ -181,6 +243,51 @@ class Correlator:
         else:
             self._identify(ctx, imsi=rec.get("imsi"), tmsi=rec.get("m_tmsi"), imei=_imei(rec))
         return ctx
+
+    # -- the store (snapshot/restore, eviction; events.py owns the file) -----------------------------------
+    def contexts(self) -> list[UeContext]:
+        """Every open context once, in a stable order (the snapshot refers to them by position)."""
+        return list({id(c): c for c in [*self._sccp.values(), *self._by_mme.values(), *self._by_enb.values(),
+                                         *([self._s1_current] if self._s1_current else [])]}.values())
+
+    def state(self, contexts: list[UeContext]) -> dict:
+        index = {id(c): n for n, c in enumerate(contexts)}
+        return {
+            "tmsi": list(self.tmsi_imsi.items()), "m_tmsi": list(self.m_tmsi_imsi.items()),
+            "imei": self.imei_of,
+            "contexts": [[c.iface, c.imsi, c.presented_tmsi, c.new_tmsi, c.imei, encode_cell(c.cell),
+                          [encode_fact(f) for f in c.pending]] for c in contexts],
+            "sccp": [[conn, index[id(c)]] for conn, c in self._sccp.items()],
+            "by_mme": [[mme, index[id(c)]] for mme, c in self._by_mme.items()],
+            "by_enb": [[assoc, enb, index[id(c)]] for (assoc, enb), c in self._by_enb.items()],
+            "s1_current": index[id(self._s1_current)] if self._s1_current else None,
+        }
+
+    def load(self, state: dict) -> list[UeContext]:
+        """Restore ``state``; returns the contexts in snapshot order."""
+        self.tmsi_imsi.update((int(t), sys.intern(imsi)) for t, imsi in state.get("tmsi", []))
+        self.m_tmsi_imsi.update((int(t), sys.intern(imsi)) for t, imsi in state.get("m_tmsi", []))
+        self.imei_of.update((sys.intern(imsi), imei) for imsi, imei in state.get("imei", {}).items())
+        contexts = [UeContext(iface, imsi, tmsi, new, imei, decode_cell(cell), [decode_fact(f) for f in pending])
+                    for iface, imsi, tmsi, new, imei, cell, pending in state.get("contexts", [])]
+        self._sccp.update((conn, contexts[n]) for conn, n in state.get("sccp", []))
+        for mme, n in state.get("by_mme", []):
+            self._by_mme[mme] = contexts[n]
+            contexts[n].mme_id = mme
+        for assoc, enb, n in state.get("by_enb", []):
+            self._by_enb[(assoc, enb)] = contexts[n]
+            contexts[n].enb_key = (assoc, enb)
+        current = state.get("s1_current")
+        self._s1_current = contexts[current] if current is not None else None
+        return contexts
+
+    def forget(self, imsis: set[str]) -> None:
+        """Drop what the store knows of ``imsis`` (expired or evicted); open connections keep theirs."""
+        for table in (self.tmsi_imsi, self.m_tmsi_imsi):
+            for tmsi in [t for t, imsi in table.items() if imsi in imsis]:
+                del table[tmsi]
+        for imsi in imsis:
+            self.imei_of.pop(imsi, None)
 
     def close_all(self) -> None:
         """End of input: every open context is released so its pending facts are flushed."""

@@ -59,6 +59,11 @@ class EventKind(StrEnum):
     SMS_MO = "sms_mo"
     IMEI_CHANGE = "imei_change"
     ROAMING_IN = "roaming_in"
+    ROAMING_OUT = "roaming_out"
+    FAST_CELL_SWITCHING = "fast_cell_switching"
+    LONG_STAY = "long_stay"
+    SILENT_POWER_ON = "silent_power_on"
+    FREQUENT_ON_OFF = "frequent_on_off"
 
 
 EVENT_SCHEMA = pa.schema([

@@ -116,6 +116,16 @@ class City:
                                                  360 - abs(bearing - SECTOR_AZIMUTHS[k])))
         return self.cells[site * 3 + sector]
 
+    def border_sites(self) -> list[int]:
+        """The easternmost column of sites: the edge of the watched network, where a subscriber leaves it."""
+        east = max(lon for _, lon in self.sites)
+        return [n for n, (_, lon) in enumerate(self.sites) if lon == east]
+
+    def cells_near(self, lat: float, lon: float, km: float) -> list[CellSite]:
+        """Every sector of the sites within ``km`` of (lat, lon), e.g. the airport's cell group."""
+        dlat, dlon = km_to_deg(km, lat)
+        return [c for c in self.cells if ((c.lat - lat) / dlat) ** 2 + ((c.lon - lon) / dlon) ** 2 <= 1.0]
+
     def write_catalogue(self, path: Path) -> None:
         """The engineering-parameter sheet an operator would hand over (one row per cell, both RATs)."""
         with open(path, "w", newline="") as f:

@@ -6,9 +6,17 @@ tracking-area update (area changed, or the periodic timer ran out), a call or SM
 request (4G), a handover during a call, power off. The simulator writes those procedures as real
 signaling and records in ``truth.jsonl`` the behaviour each one reveals: the events a perfect probe
 must derive, with the subscriber's IMSI even when the wire carries only a TMSI.
+
+Besides residents and tourists the city has a cast for the pattern events (docs/events.md): train riders
+(fast cell switching), travellers waiting at the airport (long stay), subscribers back after days away
+(silent power on; their last sighting is in ``previous_state.json.gz``, the identity store a probe would
+have kept), phones on a weak signal (frequent on/off), residents driving out of the network at its eastern
+edge (roaming out), and phones attached since before the capture, known by TMSI alone (their TMSI is in
+the previous state too). ``scenario.json`` holds the thresholds and cell sets the pattern truth follows.
 """
 
 import csv
+import gzip
 import heapq
 import json
 import random
@@ -16,7 +24,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from decoders.events import SNAPSHOT_VERSION
 from decoders.identity import imei_check_digit
+from decoders.patterns import iso_us
 from simulator import bssap_encode as bssap
 from simulator import nas_encode as nas
 from simulator import s1ap_encode as s1ap
@@ -37,6 +47,16 @@ CALL_CAUSES = {"answered": 16, "busy": 17, "no_answer": 19, "rejected": 21, "vac
 MO_CALL_ENDINGS = {"answered": 0.5, "busy": 0.12, "no_answer": 0.12, "rejected": 0.1, "vacant_number": 0.08,
                    "failed": 0.08}
 MT_CALL_ENDINGS = {"answered": 0.6, "busy": 0.15, "no_answer": 0.15, "rejected": 0.1}
+# Thresholds of the pattern events in the truth (EventConfig fields of the same names; scenario.json).
+PATTERNS = {"fast_switch_changes": 5, "fast_switch_window_s": 600.0, "long_stay_s": 1800.0, "silent_days": 7.0,
+            "on_off_cycles": 3, "on_off_window_s": 1800.0, "roaming_out_s": 3900.0}
+# The cast of the pattern events, one each per 40 subscribers, and residents whose phone is on since before the
+# capture (one per 8): the wire shows only their TMSI. The cast comes after the others, whose day stays as it was.
+CAST = {"rider": 40, "airport_stay": 40, "silent_returner": 40, "weak_signal": 40, "border_leaver": 40,
+        "pre_attached": 8}
+RIDER_KMH, LEAVER_KMH = 120.0, 90.0
+AIRPORT_KM = 1.0           # the airport's cell group: the sectors of the sites this close to the terminal
+WEAK_SIGNAL_CYCLES = 4
 
 
 @dataclass
@@ -49,6 +69,10 @@ class Subscriber:
     msisdn: str
     plan: list = field(default_factory=list)  # [(t_start, t_end, (lat0, lon0), (lat1, lon1))] legs
     tmsi: int | None = None                   # current TMSI (2G) or M-TMSI (4G) the network assigned
+    attached: bool = False                    # on since before the capture (until its session starts)
+    known_tmsi: int | None = None             # the TMSI it was attached with then: yesterday's probe knew it
+    last_seen: float | None = None            # when the probe last saw it before the capture (previous state)
+    activity_per_h: float | None = None       # calls/SMS/service requests per hour, if not the usual rate
 
     @property
     def imeisv(self) -> str:
@@ -83,6 +107,7 @@ class Network:
         self.phones: dict[str, str] = {}           # imsi -> TAC and serial of the last IMEI the network learnt
         self.located: set[str] = set()              # imsis the network has seen in a cell
         self.messages = 0
+        self.put_down: list[str] = []              # IMEIs of phones their subscriber stopped using
 
     # -- scheduling: procedures of many subscribers interleave on the wire in time order -------------
     def at(self, ts: float, fn, *args) -> None:
@@ -102,6 +127,8 @@ class Network:
             self.located.add(sub.imsi)
             if sub.imsi[:3] != HOME_MCC:  # a visitor's first appearance
                 self.record(ts, sub, "roaming_in", cell, "international")
+            elif not sub.imsi.startswith(PROVINCES[0][2]):  # a China Mobile subscriber of another province
+                self.record(ts, sub, "roaming_in", cell, "domestic")
         self.truth.write(json.dumps({"ts": round(ts, 6), "imsi": sub.imsi, "event": event, "cell": cell,
                                      "detail": detail, "iface": "A" if sub.rat == "2G" else "S1",
                                      **({"cause": cause} if cause is not None else {})}) + "\n")
@@ -338,6 +365,15 @@ def _population(rng: random.Random, count: int, share_4g: float) -> list[Subscri
         msisdn = "86" + msisdn_prefix + f"{rng.randrange(10000):04d}" if msisdn_prefix else f"99{i:09d}"
         subs.append(Subscriber(imsi=imsi, imei=_luhn_imei(rng), rat="4G" if rng.random() < share_4g else "2G",
                                kind=kind, home=province, msisdn=msisdn))
+    for kind, per in CAST.items():
+        for _ in range(max(1, count // per)):
+            province, _, imsi_prefix, msisdn_prefix = (rng.choice(PROVINCES[1:]) if kind == "airport_stay"
+                                                       else PROVINCES[0])
+            imsi = imsi_prefix + f"{rng.randrange(10 ** (15 - len(imsi_prefix))):0{15 - len(imsi_prefix)}d}"
+            sub = Subscriber(imsi=imsi, imei=_luhn_imei(rng), rat="4G" if rng.random() < share_4g else "2G",
+                             kind=kind, home=province, msisdn="86" + msisdn_prefix + f"{rng.randrange(10000):04d}")
+            sub.activity_per_h = {"rider": 180.0, "airport_stay": 12.0}.get(kind)
+            subs.append(sub)
     return subs
 
 
@@ -347,14 +383,16 @@ def _jitter(rng: random.Random, place: str, km: float = 0.4) -> tuple[float, flo
     return lat + rng.uniform(-dlat, dlat), lon + rng.uniform(-dlon, dlon)
 
 
-def _travel_s(a: tuple[float, float], b: tuple[float, float]) -> float:
+def _travel_s(a: tuple[float, float], b: tuple[float, float], kmh: float = SPEED_KMH) -> float:
     km = (((a[0] - b[0]) * 110.574) ** 2 + ((a[1] - b[1]) * 96.2) ** 2) ** 0.5
-    return km / SPEED_KMH * 3600
+    return km / kmh * 3600
 
 
-def _itinerary(rng: random.Random, sub: Subscriber, t0: float, t1: float) -> tuple[float, float | None]:
-    """Fill ``sub.plan``; return (power-on time, power-off time or None)."""
-    if sub.kind == "resident":
+def _itinerary(rng: random.Random, sub: Subscriber, t0: float, t1: float,
+               border: tuple[float, float]) -> tuple[float, float | None]:
+    """Fill ``sub.plan``; return (power-on time, power-off time or None). ``border``: where leavers leave."""
+    kmh, stays = SPEED_KMH, []
+    if sub.kind in ("resident", "silent_returner", "pre_attached"):
         stops = [rng.choice(["xixi_residential", "binjiang_residential"]),
                  rng.choice(["west_lake", "in77_mall", "downtown_office"])]
         start = t0 + rng.uniform(0, 1800)
@@ -364,26 +402,44 @@ def _itinerary(rng: random.Random, sub: Subscriber, t0: float, t1: float) -> tup
     elif sub.kind == "domestic_tourist":
         stops = [rng.choice(["hangzhou_east_station", "xiaoshan_airport"]), "west_lake", "in77_mall"]
         start = t0 + rng.uniform(0, 5400)
-    else:
+    elif sub.kind == "international_tourist":
         stops = ["xiaoshan_airport", "west_lake", "in77_mall"]
         start = t0 + rng.uniform(0, 5400)
+    elif sub.kind == "rider":  # a short wait, then the train across town
+        stops, kmh, stays = ["xixi_residential", "hangzhou_east_station"], RIDER_KMH, [rng.uniform(60, 300)]
+        start = t0 + rng.uniform(0, 1800)
+    elif sub.kind == "airport_stay":  # landed, waits for a connection, then goes to the lake
+        stops, stays = ["xiaoshan_airport", "west_lake"], [rng.uniform(2400, 4200)]
+        start = t0 + rng.uniform(0, 1200)
+    elif sub.kind == "weak_signal":  # at home in a poorly covered flat
+        stops = [rng.choice(["xixi_residential", "binjiang_residential"])]
+        start = t0 + rng.uniform(0, 1800)
+    else:  # border_leaver: drives out of the network at its eastern edge
+        stops, kmh, stays = ["binjiang_residential", border], LEAVER_KMH, [rng.uniform(60, 300)]
+        start = t0 + rng.uniform(0, 600)
+    if sub.attached:
+        start = t0
     t, here = start, _jitter(rng, stops[0])
-    for place in stops[1:]:
-        stay = rng.uniform(300, 2400) if sub.kind != "commuter" else rng.uniform(60, 300)
+    for n, place in enumerate(stops[1:]):
+        if stays:
+            stay = stays[n]
+        else:
+            stay = rng.uniform(300, 2400) if sub.kind != "commuter" else rng.uniform(60, 300)
         sub.plan.append((t, t + stay, here, here))
         t += stay
-        there = _jitter(rng, place)
-        sub.plan.append((t, t + _travel_s(here, there), here, there))
-        t += _travel_s(here, there)
+        there = place if isinstance(place, tuple) else _jitter(rng, place)
+        sub.plan.append((t, t + _travel_s(here, there, kmh), here, there))
+        t += _travel_s(here, there, kmh)
         here = there
     sub.plan.append((t, max(t, t1), here, here))
     off = rng.uniform(max(start + 1800, t1 - 3600), t1) if rng.random() < 0.15 else None
-    return start, off
+    return start, off if sub.kind not in ("weak_signal", "border_leaver") else None
 
 
 def simulate(out_dir: str | Path, subscribers: int = 300, hours: float = 4.0, seed: int = 7,
              share_4g: float = 0.6, start: datetime | None = None, progress=None) -> dict:
-    """Write capture.pcap, truth.jsonl, cells.csv, west_lake.geojson, number_segments.csv, subscribers.csv."""
+    """Write capture.pcap, truth.jsonl, cells.csv, west_lake.geojson, number_segments.csv, subscribers.csv,
+    scenario.json and previous_state.json.gz."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -392,15 +448,34 @@ def simulate(out_dir: str | Path, subscribers: int = 300, hours: float = 4.0, se
     t0 = start.timestamp()
     t1 = t0 + hours * 3600
     subs = _population(rng, subscribers, share_4g)
+    yesterday = random.Random(seed + 1)  # the previous state, drawn apart so that today's schedule stays as it was
+    border_site = city.border_sites()[len(city.border_sites()) // 2]
     with PcapWriter(out / "capture.pcap") as writer, open(out / "truth.jsonl", "w") as truth:
         net = Network(city, writer, truth, rng)
         for n, sub in enumerate(subs):
             if sub.kind == "resident" and rng.random() < 0.5:
                 sub.tmsi = net.new_tmsi()  # phone remembers an identity the network has forgotten
-            _schedule(net, rng, sub, *_itinerary(rng, sub, t0, t1), t1)
+            elif sub.kind == "pre_attached":
+                sub.tmsi = sub.known_tmsi = net.new_tmsi()
+                sub.attached = True
+            if sub.attached:
+                sub.last_seen = t0 - yesterday.uniform(600, 3000)
+            elif sub.kind == "silent_returner":
+                sub.last_seen = t0 - yesterday.uniform(8, 25) * 86400
+            elif sub.kind in ("resident", "commuter", "weak_signal", "border_leaver", "rider", "pre_attached"):
+                sub.last_seen = t0 - yesterday.uniform(8, 20) * 3600
+            _schedule(net, rng, sub, *_itinerary(rng, sub, t0, t1, city.sites[border_site]), t1)
             if progress:
                 progress(n + 1, len(subs))
         net.run()
+    border = sorted(key for c in city.cells if c.site in city.border_sites() for key in (c.key_2g, c.key_4g))
+    airport = {key: "airport" for c in city.cells_near(*POIS["xiaoshan_airport"], AIRPORT_KM)
+               for key in (c.key_2g, c.key_4g)}
+    _append_pattern_truth(out / "truth.jsonl", {s.imsi: s.last_seen for s in subs if s.last_seen is not None},
+                          set(border), airport)
+    (out / "scenario.json").write_text(json.dumps({**PATTERNS, "cell_groups": airport, "border_cells": border,
+                                                   "home_province": PROVINCES[0][0]}, indent=1))
+    _write_previous_state(out / "previous_state.json.gz", subs)
     city.write_catalogue(out / "cells.csv")
     write_fence(out / "west_lake.geojson")
     write_number_segments(out / "number_segments.csv")
@@ -410,16 +485,107 @@ def simulate(out_dir: str | Path, subscribers: int = 300, hours: float = 4.0, se
         for s in subs:
             w.writerow([s.imsi, s.imei, s.msisdn, s.rat, s.kind, s.home])
     return {"dir": str(out), "capture": str(out / "capture.pcap"), "truth": str(out / "truth.jsonl"),
-            "subscribers": len(subs), "messages": net.messages, "start": t0, "end": t1}
+            "subscribers": len(subs), "messages": net.messages, "start": t0, "end": t1,
+            "scenario": str(out / "scenario.json"), "previous_state": str(out / "previous_state.json.gz")}
+
+
+def _write_previous_state(path: Path, subs: list[Subscriber]) -> None:
+    """What yesterday's probe knew, in the identity-store snapshot format (docs/events.md): last sightings,
+    and the TMSIs of the phones still attached."""
+    attached = [s for s in subs if s.known_tmsi is not None]
+    state = {"version": SNAPSHOT_VERSION,
+             "correlator": {"tmsi": [[s.known_tmsi, s.imsi] for s in attached if s.rat == "2G"],
+                            "m_tmsi": [[s.known_tmsi, s.imsi] for s in attached if s.rat == "4G"], "imei": {}},
+             "patterns": {"subscribers": {s.imsi: {"last_seen": round(s.last_seen * 1_000_000)}
+                                          for s in subs if s.last_seen is not None}}}
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        json.dump(state, f)
+
+
+def _append_pattern_truth(path: Path, last_seen: dict[str, float], border: set[str], groups: dict[str, str]) -> None:
+    """Add to the truth the pattern events its behaviour events imply, by the rules of docs/events.md restated
+    here on the simulator's own record (not the probe's code), with the thresholds of ``PATTERNS``."""
+    by_sub: dict[str, list] = {}  # imsi -> [(µs, event, cell, iface)]: compact, a big city's truth is long
+    clock = 0
+    with open(path) as f:
+        for line in f:
+            e = json.loads(line)
+            t = round(e["ts"] * 1_000_000)
+            clock = max(clock, t)
+            by_sub.setdefault(e["imsi"], []).append((t, e["event"], e["cell"], e["iface"]))
+    p = PATTERNS
+    silent, stay_us = round(p["silent_days"] * 86400e6), round(p["long_stay_s"] * 1e6)
+    switch_us, cycle_us, out_us = (round(p["fast_switch_window_s"] * 1e6), round(p["on_off_window_s"] * 1e6),
+                                   round(p["roaming_out_s"] * 1e6))
+    found = []
+    for imsi, evs in by_sub.items():
+        evs.sort(key=lambda e: e[0])
+
+        def add(e, t, kind, detail, imsi=imsi):
+            found.append({"ts": round(t / 1e6, 6), "imsi": imsi, "event": kind, "cell": e[2], "detail": detail,
+                          "iface": e[3]})
+
+        last = round(last_seen[imsi] * 1_000_000) if imsi in last_seen else None
+        changes, cycles, group, since, stayed, off = [], [], None, 0, False, False
+        for n, e in enumerate(evs):
+            t, kind, cell = e[:3]
+            if kind == "power_on" and last is not None and t - last >= silent:
+                add(e, t, "silent_power_on", iso_us(last))
+            last = t
+            if kind == "cell_change":
+                changes = [c for c in changes if c >= t - switch_us] + [t]
+                if len(changes) >= p["fast_switch_changes"]:
+                    add(e, t, "fast_cell_switching", str(len(changes)))
+                    changes = []
+            if kind == "power_off":
+                group, off = None, True
+            else:
+                g = groups.get(cell, cell)
+                if g != group or kind == "power_on":
+                    group, since, stayed = g, t, False
+                elif not stayed and t - since >= stay_us:
+                    add(e, t, "long_stay", g)
+                    stayed = True
+            if kind == "power_on" and off:
+                off = False
+                cycles = [c for c in cycles if c >= t - cycle_us] + [t]
+                if len(cycles) >= p["on_off_cycles"]:
+                    add(e, t, "frequent_on_off", str(len(cycles)))
+                    cycles = []
+            if cell in border and kind != "power_off" and imsi[:3] == HOME_MCC:
+                due = t + out_us
+                following = evs[n + 1][0] if n + 1 < len(evs) else None
+                if due <= clock and (following is None or following >= due):
+                    add(e, due, "roaming_out", iso_us(t))
+    with open(path, "a") as f:
+        for e in found:
+            f.write(json.dumps(e) + "\n")
 
 
 def _schedule(net: Network, rng: random.Random, sub: Subscriber, on: float, off: float | None, t1: float) -> None:
     """Walk the subscriber's timeline and queue the procedures it causes."""
     end = off if off is not None else t1
-    if rng.random() < PHONE_SWAP_SHARE and end - on > 2700:  # power off, SIM into another phone, power on
+    if sub.kind == "border_leaver":  # last seen on a border cell, then gone: no detach, no more procedures
+        arrival = sub.plan[-1][0]
+        t = max(arrival, _session(net, rng, sub, on, arrival) + 1.0)
+        cell = net.city.serving(*sub.position(t))
+        if sub.rat == "2G":
+            net.a_sms(t, sub, cell, "8613800571234")
+        else:
+            net.s1_service(t, sub, cell)
+        return
+    if sub.kind == "weak_signal":
+        for _ in range(WEAK_SIGNAL_CYCLES):  # loses the network, is switched off and on again
+            lost = on + rng.uniform(120, 240)
+            on = _power_off(net, sub, max(lost, _session(net, rng, sub, on, lost))) + rng.uniform(40, 120)
+    elif rng.random() < PHONE_SWAP_SHARE and end - on > 2700:  # power off, SIM into another phone, power on
         swap = rng.uniform(on + 600, end - 1500)
         off_done = _power_off(net, sub, max(swap, _session(net, rng, sub, on, swap)))
-        sub.imei = _luhn_imei(rng, [tac for tac in DEVICE_TACS if tac != sub.imei[:8]])
+        new_phone = _luhn_imei(rng, [tac for tac in DEVICE_TACS if tac != sub.imei[:8]])
+        # Every other swapper takes the phone the previous one put down: the same IMEI then shows another IMSI.
+        handed_on = net.put_down.pop() if net.put_down and len(net.put_down) % 2 else None
+        net.put_down.append(sub.imei)
+        sub.imei = handed_on or new_phone
         on = off_done + rng.uniform(60, 600)
     _session(net, rng, sub, on, end)
     if off is not None:
@@ -435,10 +601,14 @@ def _session(net: Network, rng: random.Random, sub: Subscriber, on: float, end: 
     """Power on at ``on`` and live until ``end``; returns when the last procedure started is over."""
     two_g = sub.rat == "2G"
     cell = net.city.serving(*sub.position(on))
-    busy = (net.a_location_update(on, sub, cell, "imsi_attach") if two_g else net.s1_attach(on, sub, cell))
+    if sub.attached:  # on since before the capture: no attach; its last update was within the periodic timer
+        sub.attached = False
+        busy, last_update = on, on - rng.uniform(0, PERIODIC_UPDATE_S)
+    else:
+        busy = (net.a_location_update(on, sub, cell, "imsi_attach") if two_g else net.s1_attach(on, sub, cell))
+        last_update = on
     area = cell.lac if two_g else cell.tac
-    last_update = on
-    rate_per_s = (1.3 if two_g else 3.0) / 3600
+    rate_per_s = (sub.activity_per_h or (1.3 if two_g else 3.0)) / 3600
     next_activity = on + rng.expovariate(rate_per_s)
     t = on
     while t + STEP_S < end:
@@ -466,6 +636,8 @@ def _session(net: Network, rng: random.Random, sub: Subscriber, on: float, end: 
 
 def _two_g_activity(net: Network, rng: random.Random, sub: Subscriber, cell: CellSite, t: float, end: float) -> float:
     other = "86139057" + f"{rng.randrange(10 ** 5):05d}"
+    if sub.kind == "rider":  # texting on the train: short connections, each showing the cell
+        return net.a_sms(t, sub, cell, other)
     r = rng.random()
     if r < 0.35:
         return net.a_sms(t, sub, cell, other)

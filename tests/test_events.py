@@ -6,15 +6,24 @@ from collections import Counter
 
 import pytest
 
+from analytics.origin import Origins
 from decoders.decode import DecodeState
-from decoders.events import events_from_file
+from decoders.events import EventConfig, events_from_file
 from decoders.records import EventKind
+
+
+def scenario_config(city) -> EventConfig:
+    """The probe configured as the simulated operator would: the scenario's thresholds and cell sets, and
+    the number segments for other-province visitors."""
+    origins = Origins.load(city / "number_segments.csv")
+    return EventConfig.from_scenario(city / "scenario.json", province_of=lambda imsi: origins.home(imsi).province)
 
 
 @pytest.fixture(scope="module")
 def derived(city):
     state = DecodeState()
-    events = events_from_file(city / "capture.pcap", state=state)
+    events = events_from_file(city / "capture.pcap", scenario_config(city), state=state,
+                              restore=city / "previous_state.json.gz")
     truth = [json.loads(line) for line in open(city / "truth.jsonl")]
     return events.to_pylist(), truth, state
 
@@ -57,9 +66,11 @@ def test_call_outcome_causes_match_truth(derived):
     assert {key[5] for key, _ in want} == {"answered", "busy", "no_answer", "rejected", "vacant_number", "failed"}
 
 
-def test_roaming_in_names_the_international_visitors(derived, city):
+def test_roaming_in_names_the_visitors(derived, city):
     events, _, _ = derived
-    visitors = {row["imsi"] for row in csv.DictReader(open(city / "subscribers.csv"))
-                if row["kind"] == "international_tourist"}
-    arrivals = Counter(e["imsi"] for e in events if e["event"] == "roaming_in")
-    assert set(arrivals) == visitors and set(arrivals.values()) == {1}
+    subscribers = list(csv.DictReader(open(city / "subscribers.csv")))
+    visitors = {row["imsi"] for row in subscribers if row["kind"] == "international_tourist"}
+    domestic = {row["imsi"] for row in subscribers if row["home"] != "Zhejiang" and row["imsi"][:3] == "460"}
+    arrivals = Counter((e["imsi"], e["detail"]) for e in events if e["event"] == "roaming_in")
+    assert set(arrivals) == {(i, "international") for i in visitors} | {(i, "domestic") for i in domestic}
+    assert set(arrivals.values()) == {1}

@@ -191,3 +191,24 @@ def test_any_record_sequence_derives_well_formed_events(records):
     for e in events:
         if e["event"] == "imei_change":
             assert re.fullmatch(r"\d{8}->\d{8}", e["detail"]) and e["imsi"], e
+
+
+def test_other_province_visitor_is_roaming_in_only_with_a_lookup():
+    shanghai, unknown = "460002100000001", "460009990000001"
+    records = [*_lu(1, shanghai, 31), *_lu(2, IMSI, 32), *_lu(3, unknown, 33)]
+    province = {"4600021": "Shanghai", "4600012": "Zhejiang"}
+    lookup = lambda imsi: province.get(imsi[:7], "")  # noqa: E731  ("" as Origins answers an unknown segment)
+    with_lookup = EventConfig(province_of=lookup, home_province="Zhejiang")
+    for config, want in [(EventConfig(), []), (with_lookup, [(shanghai, "domestic")])]:
+        events = EventDeriver(config).feed(_messages(records)).to_pylist()
+        assert [(e["imsi"], e["detail"]) for e in events if e["event"] == "roaming_in"] == want
+
+
+def test_scenario_file_names_an_unknown_field(tmp_path):
+    path = tmp_path / "scenario.json"
+    path.write_text('{"long_stay_s": 60, "border_cells": ["460-00-1-1"]}')
+    config = EventConfig.from_scenario(path, probe="p")
+    assert (config.long_stay_s, config.border_cells, config.probe) == (60, frozenset({"460-00-1-1"}), "p")
+    path.write_text('{"long_stay": 60}')
+    with pytest.raises(ValueError, match=r"scenario.json: unknown field 'long_stay'"):
+        EventConfig.from_scenario(path)

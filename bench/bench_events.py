@@ -1,0 +1,68 @@
+"""Correlation + event derivation throughput, against decoding in the same run, and the store's memory.
+
+    .venv/bin/python bench/bench_events.py [CAPTURE ...] [--subscribers N --hours H]   # default: 2000 subscribers
+
+The capture is decoded once (that pass is timed too: the peer the events stage must keep up with); then the
+message tables are fed to a fresh ``EventDeriver`` (correlation, behaviour and pattern events) and to a bare
+``Correlator`` (correlation alone), each timed alone. Memory per subscriber: Python heap held by the deriver's
+state after the run (tracemalloc) over the subscribers it holds, and the snapshot file's size.
+"""
+
+import tempfile
+import tracemalloc
+from pathlib import Path
+
+from common import best_of, captures, parser  # puts the project on sys.path
+
+from decoders.correlate import Correlator  # noqa: E402
+from decoders.decode import decode_file  # noqa: E402
+from decoders.events import EventDeriver  # noqa: E402
+
+
+def derive(tables) -> EventDeriver:
+    deriver = EventDeriver()
+    for table in tables:
+        deriver.feed(table)
+    return deriver
+
+
+def correlate(records) -> int:
+    correlator = Correlator()
+    return sum(correlator.observe(rec) is not None for rec in records)
+
+
+def main() -> None:
+    args = parser(__doc__).parse_args()
+    paths = captures(args)
+    decode_s, tables = best_of(1, lambda: [table for path in paths for table in decode_file(path)])
+    messages = sum(len(t) for t in tables)
+    records = [rec for t in tables for rec in t.to_pylist()]
+
+    derive_s, deriver = best_of(args.runs, lambda: derive(tables))
+    correlate_s, _ = best_of(args.runs, lambda: correlate(records))
+    subscribers = len(deriver.patterns.subscribers)
+
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    held = derive(tables)
+    heap = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    with tempfile.TemporaryDirectory() as tmp:
+        held.snapshot(Path(tmp) / "store.json.gz")
+        snapshot_bytes = (Path(tmp) / "store.json.gz").stat().st_size
+
+    rows = [("decode (peer: the stage before)", messages / decode_s, 1.0),
+            ("correlation + events + patterns", messages / derive_s, decode_s / derive_s),
+            ("correlation alone (records given)", messages / correlate_s, decode_s / correlate_s)]
+    print(f"{messages} messages, {subscribers} subscribers in the store")
+    for name, rate, ratio in rows:
+        print(f"{name:38s} {rate:12,.0f} messages/s  {ratio:5.2f}x decode")
+    print(f"store: {heap / max(1, subscribers):,.0f} bytes/subscriber on the heap (incl. open connections), "
+          f"snapshot {snapshot_bytes / max(1, subscribers):,.0f} bytes/subscriber")
+    if args.markdown:
+        for name, rate, ratio in rows:
+            print(f"| events | {name} | {rate:,.0f} msg/s | {ratio:.2f}x decode |")
+
+
+if __name__ == "__main__":
+    main()

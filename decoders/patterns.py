@@ -1,0 +1,166 @@
+"""Pattern events: behaviours seen only over time in a subscriber's own event stream.
+
+``PatternDetector`` is fed the behaviour events ``EventDeriver`` emits, batch by batch, and keeps a little
+state per subscriber (IMSI); all time comparisons are in integer microseconds, the events' own resolution,
+so a threshold is met or not the same way whatever the batching (docs/events.md, "Pattern events"):
+
+- fast_cell_switching: ``fast_switch_changes`` cell changes within ``fast_switch_window_s`` (riding a vehicle);
+- long_stay: the subscriber's events stay ≥ ``long_stay_s`` in one cell group (airport, concert hall), a cell
+  in no configured group being a group of its own; a power on or off ends a stay;
+- silent_power_on: power on after ≥ ``silent_days`` unseen (the last-seen time survives restarts in the store);
+- frequent_on_off: ``on_off_cycles`` power-off → power-on cycles within ``on_off_window_s`` (weak signal);
+- roaming_out: a home subscriber last seen on a border cell, then unseen for ``roaming_out_s``; reported when the
+  stream's clock (the latest event time) passes that moment, at that moment, with the last-seen time in detail.
+"""
+
+import heapq
+import sys
+from datetime import datetime, timezone
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from decoders.records import EVENT_SCHEMA, EventKind, RecordBuilder
+
+US = 1_000_000
+_LOCATED_FIELDS = ("iface", "imei", "tmsi", "m_tmsi", "mcc", "mnc", "lac", "tac", "ci", "eci", "cell", "frame")
+
+
+def iso_us(ts_us: int) -> str:
+    """An event time as it appears in a pattern event's detail (UTC, millisecond precision)."""
+    return datetime.fromtimestamp(ts_us / US, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Subscriber:
+    """What the patterns remember of one IMSI; ``last_seen`` (µs) is also the store's recency for eviction."""
+
+    __slots__ = ("last_seen", "changes", "group", "since", "stayed", "off", "cycles")
+
+    def __init__(self, last_seen: int = 0):
+        self.last_seen = last_seen
+        self.changes: list[int] | None = None  # times of recent cell changes (None: none; saves memory)
+        self.group: str | None = None       # cell group the current stay is in
+        self.since = 0                      # when that stay began
+        self.stayed = False                 # long_stay already reported for this stay
+        self.off = False                    # a power_off seen, waiting for the power_on that closes the cycle
+        self.cycles: list[int] | None = None   # times of recent completed on/off cycles
+
+    def state(self) -> dict:
+        """The fields that differ from a fresh subscriber's (a snapshot stays small; docs/events.md)."""
+        return {name: getattr(self, name) for name in self.__slots__ if getattr(self, name) != getattr(_FRESH, name)}
+
+    @classmethod
+    def from_state(cls, values: dict) -> "_Subscriber":
+        sub = cls()
+        for name, value in values.items():
+            setattr(sub, name, value)
+        return sub
+
+
+_FRESH = _Subscriber()
+
+
+def _recent(times: list[int] | None, ts: int, window: int) -> list[int]:
+    """``times`` within ``window`` µs before ``ts``, then ``ts``."""
+    return [t for t in times if t >= ts - window] + [ts] if times else [ts]
+
+
+class PatternDetector:
+    """Feed event tables in capture order (``feed``); get the pattern events they complete."""
+
+    def __init__(self, config):
+        self.config = config
+        self.subscribers: dict[str, _Subscriber] = {}
+        self.clock = 0  # latest event time seen (µs)
+        self._deadlines: list[tuple[int, str, int]] = []  # (roaming_out time, imsi, last_seen that set it)
+        self._border_row: dict[str, dict] = {}            # imsi -> its last event, while on a border cell
+        self._out = RecordBuilder(EVENT_SCHEMA)
+        self._columns: dict[str, list] = {}  # the batch being fed, by column
+
+    def feed(self, events: pa.Table) -> pa.Table:
+        if len(events):
+            events = events.sort_by([("ts", "ascending"), ("frame", "ascending")])
+            self._columns = events.select(["imsi", *_LOCATED_FIELDS]).to_pydict()  # rows built only when needed
+            ts_us = pc.cast(events["ts"], pa.int64()).to_pylist()
+            for i, (ts, imsi, kind, cell) in enumerate(zip(ts_us, self._columns["imsi"], events["event"].to_pylist(),
+                                                          self._columns["cell"])):
+                if ts > self.clock:
+                    self.clock = ts
+                    self._fire_deadlines()
+                if imsi:
+                    self._observe(ts, imsi, kind, cell, i)
+            self._columns = {}
+        return self._out.table()
+
+    def _row(self, i: int) -> dict:
+        return {name: values[i] for name, values in self._columns.items()}
+
+    # -- per event -------------------------------------------------------------------------------------
+    def _observe(self, ts: int, imsi: str, kind: str, cell: str | None, i: int) -> None:
+        cfg = self.config
+        sub = self.subscribers.get(imsi)
+        if sub is None:
+            sub = self.subscribers[sys.intern(imsi)] = _Subscriber()  # the correlator's string: stored once
+        elif kind == EventKind.POWER_ON and ts - sub.last_seen >= round(cfg.silent_days * 86400 * US):
+            self._emit(ts, self._row(i), EventKind.SILENT_POWER_ON, iso_us(sub.last_seen))
+        sub.last_seen = ts
+        if kind == EventKind.CELL_CHANGE:
+            sub.changes = _recent(sub.changes, ts, round(cfg.fast_switch_window_s * US))
+            if len(sub.changes) >= cfg.fast_switch_changes:
+                self._emit(ts, self._row(i), EventKind.FAST_CELL_SWITCHING, str(len(sub.changes)))
+                sub.changes = None
+        if kind == EventKind.POWER_OFF:
+            sub.group, sub.off = None, True
+        elif cell:
+            group = sys.intern(cfg.cell_groups.get(cell, cell))
+            if group != sub.group or kind == EventKind.POWER_ON:  # a power on begins a stay, whatever came before
+                sub.group, sub.since, sub.stayed = group, ts, False
+            elif not sub.stayed and ts - sub.since >= round(cfg.long_stay_s * US):
+                self._emit(ts, self._row(i), EventKind.LONG_STAY, group)
+                sub.stayed = True
+        if kind == EventKind.POWER_ON and sub.off:
+            sub.off = False
+            sub.cycles = _recent(sub.cycles, ts, round(cfg.on_off_window_s * US))
+            if len(sub.cycles) >= cfg.on_off_cycles:
+                self._emit(ts, self._row(i), EventKind.FREQUENT_ON_OFF, str(len(sub.cycles)))
+                sub.cycles = None
+        if cell in cfg.border_cells and kind != EventKind.POWER_OFF and imsi[:3] == cfg.home_mcc:
+            self._border_row[imsi] = self._row(i)
+            heapq.heappush(self._deadlines, (ts + round(cfg.roaming_out_s * US), imsi, ts))
+        else:
+            self._border_row.pop(imsi, None)
+
+    def _fire_deadlines(self) -> None:
+        """roaming_out for every border stay whose silence the clock has now outlasted."""
+        while self._deadlines and self._deadlines[0][0] <= self.clock:
+            due, imsi, seen = heapq.heappop(self._deadlines)
+            sub = self.subscribers.get(imsi)
+            row = self._border_row.get(imsi)
+            if sub is not None and sub.last_seen == seen and row is not None:
+                del self._border_row[imsi]
+                self._emit(due, row, EventKind.ROAMING_OUT, iso_us(seen), frame=None)
+
+    def _emit(self, ts_us: int, row: dict, kind: EventKind, detail: str, **override) -> None:
+        self._out.append({**{name: row[name] for name in _LOCATED_FIELDS}, "ts": ts_us / US,
+                          "probe": self.config.probe, "event": str(kind), "imsi": row["imsi"], "detail": detail,
+                          **override})
+
+    # -- the store ------------------------------------------------------------------------------------
+    def forget(self, imsis: set[str]) -> None:
+        for imsi in imsis:
+            self.subscribers.pop(imsi, None)
+            self._border_row.pop(imsi, None)
+        self._deadlines = [d for d in self._deadlines if d[1] not in imsis]
+        heapq.heapify(self._deadlines)
+
+    def state(self) -> dict:
+        return {"clock": self.clock, "subscribers": {imsi: s.state() for imsi, s in self.subscribers.items()},
+                "deadlines": self._deadlines, "border_rows": self._border_row}
+
+    def load(self, state: dict) -> None:
+        self.clock = state.get("clock", 0)
+        for imsi, values in state.get("subscribers", {}).items():
+            self.subscribers[sys.intern(imsi)] = _Subscriber.from_state(values)
+        self._deadlines = [tuple(d) for d in state.get("deadlines", [])]
+        heapq.heapify(self._deadlines)
+        self._border_row = dict(state.get("border_rows", {}))
