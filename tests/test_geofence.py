@@ -1,16 +1,15 @@
 """Fence compilation on hand-checked geometry, catalogue validation, and the Numba kernel vs its reference."""
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from decoders.records import EVENT_SCHEMA
 from geofence.cells import Catalogue, CatalogueError, CellRecord, footprint
 from geofence.fences import Fence, FenceError, compile_fence, load_fence
-from geofence.match import NOWHERE, FenceMatcher, transitions, transitions_reference
+from geofence.match import OFF, US, DetectConfig, FenceMatcher, Membership, detect_reference
 from shapely.geometry import Polygon
+from test_geofence_detect import _events
 
 HEADER = "rat,mcc,mnc,lac,ci,tac,eci,site_name,lat,lon,azimuth,beamwidth,radius_m,band,indoor\n"
 
@@ -88,41 +87,68 @@ def test_fence_errors(tmp_path, text, message):
 def _csr(cell_fences):
     offsets = np.zeros(len(cell_fences) + 1, np.int64)
     offsets[1:] = np.cumsum([len(f) for f in cell_fences])
-    return offsets, np.array([f for fs in cell_fences for f in sorted(fs)], np.int64)
+    return offsets, np.array([f for fs in cell_fences for f in sorted(fs)], np.int32)
 
 
-@settings(max_examples=200, deadline=None)
+CONFIGS = st.builds(DetectConfig, dwell_s=st.sampled_from([None, 0, 3, 10]),
+                    pass_through_s=st.sampled_from([None, 5, 20]), exit_after_s=st.sampled_from([None, 0, 4]),
+                    exit_confirm=st.integers(1, 3), inside=st.booleans())
+
+
+@settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_kernel_equals_reference(data):
+    """The Numba kernel (fast path, slot pool, resumption when the pool is short) equals the spec."""
+    config = data.draw(CONFIGS)
     n_cells = data.draw(st.integers(1, 6))
     cell_fences = [set(data.draw(st.lists(st.integers(0, 4), max_size=3))) for _ in range(n_cells)]
-    n = data.draw(st.integers(0, 60))
-    sub = np.array(data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), np.int64)
-    cell = np.array(data.draw(st.lists(st.integers(NOWHERE, n_cells - 1), min_size=n, max_size=n)), np.int64)
+    n = data.draw(st.integers(0, 80))
+    sub = data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n))
+    cell = data.draw(st.lists(st.integers(OFF, n_cells - 1), min_size=n, max_size=n))
+    steps = data.draw(st.lists(st.integers(0, 4), min_size=n, max_size=n))
+    ts = (np.cumsum(steps) * US).tolist()
     offsets, fences = _csr(cell_fences)
-    last = np.full(4, NOWHERE, np.int64)
-    rows, fids, kinds = transitions(sub, cell, offsets, fences, last)
-    got = sorted(zip(rows.tolist(), fids.tolist(), kinds.tolist()))
-    ref_state: dict[int, int] = {}
-    assert got == transitions_reference(sub.tolist(), cell.tolist(), cell_fences, ref_state)
-    assert all(last[s] == c for s, c in ref_state.items())
+    matcher = FenceMatcher([f"c{i}" for i in range(n_cells)], {}, config=config,
+                           membership=Membership([f"c{i}" for i in range(n_cells)], [f"f{i}" for i in range(5)],
+                                                 offsets, fences, np.ones(5, bool)),
+                           pool_slots=1)  # tiny: the kernel must stop, the pool grow, the run resume
+    split = data.draw(st.integers(0, n))  # two batches: state carries over
+    got = []
+    for lo, hi in ((0, split), (split, n)):
+        rows, fids, kinds, dwell = matcher.run(np.array(sub[lo:hi], np.int64), np.array(cell[lo:hi], np.int32),
+                                               np.array(ts[lo:hi], np.int64))
+        got += [(r + lo, f, k, d) for r, f, k, d in zip(rows.tolist(), fids.tolist(), kinds.tolist(), dwell.tolist())]
+    assert sorted(got) == detect_reference(sub, cell, ts, cell_fences, config, {})
 
 
 def test_matcher_walk_through_fence():
     keys = ["c0", "c1", "c2"]
     matcher = FenceMatcher(keys, {"lake": ["c1", "c2"], "mall": ["c2"]})
-    events = pa.Table.from_pylist([
-        {"ts": 1.0, "imsi": "A", "event": "power_on", "cell": "c0", "frame": 1},
-        {"ts": 2.0, "imsi": "A", "event": "cell_change", "cell": "c1", "frame": 2},   # enter lake
-        {"ts": 3.0, "imsi": "B", "event": "power_on", "cell": "c2", "frame": 3},      # B enters lake and mall
-        {"ts": 4.0, "imsi": "A", "event": "cell_change", "cell": "c2", "frame": 4},   # A enters mall
-        {"ts": 5.0, "imsi": "A", "event": "location_update", "cell": "c2", "frame": 5},  # no change
-        {"ts": 6.0, "imsi": "B", "event": "power_off", "cell": "c2", "frame": 6},     # B exits both
-        {"ts": 7.0, "imsi": None, "event": "cell_change", "cell": "c1", "frame": 7},  # unresolved: ignored
-    ], schema=pa.schema([(f.name, f.type) for f in EVENT_SCHEMA if f.name in ("imsi", "event", "cell", "frame")]
-                        + [("ts", pa.float64())]))
-    events = events.set_column(events.schema.get_field_index("ts"), "ts",
-                               pa.array([int(x * 1e6) for x in events["ts"].to_pylist()]).cast(EVENT_SCHEMA.field("ts").type))
-    got = [(r["frame"], r["imsi"], r["fence"], r["kind"]) for r in matcher.match(events).to_pylist()]
+    events = _events([
+        (1, "A", "power_on", "c0"),
+        (2, "A", "cell_change", "c1"),       # enter lake
+        (3, "B", "power_on", "c2"),          # B enters lake and mall
+        (4, "A", "cell_change", "c2"),       # A enters mall
+        (5, "A", "location_update", "c2"),   # no change
+        (6, "B", "power_off", "c2"),         # B exits both
+        (7, None, "cell_change", "c1"),      # unresolved: ignored
+    ])
+    got = sorted((r["frame"], r["imsi"], r["fence"], r["kind"]) for r in matcher.match(events).to_pylist())
     assert got == [(2, "A", "lake", "enter"), (3, "B", "lake", "enter"), (3, "B", "mall", "enter"),
                    (4, "A", "mall", "enter"), (6, "B", "lake", "exit"), (6, "B", "mall", "exit")]
+
+
+def test_kernel_grows_its_output_and_pool_mid_batch():
+    """Two cells with five fences each, alternating: 15 rows per event, far beyond the first output size."""
+    cell_fences = [set(range(5)), set(range(5, 10))]
+    offsets, fences = _csr(cell_fences)
+    config = DetectConfig(inside=True, pass_through_s=10)
+    matcher = FenceMatcher([], config=config, pool_slots=1,
+                           membership=Membership(["a", "b"], [f"f{i}" for i in range(10)], offsets, fences,
+                                                 np.ones(10, bool)))
+    n = 40
+    sub, cell, ts = [0] * n, [i % 2 for i in range(n)], [i * US for i in range(n)]
+    rows, fids, kinds, dwell = matcher.run(np.array(sub, np.int64), np.array(cell, np.int32), np.array(ts, np.int64))
+    got = sorted(zip(rows.tolist(), fids.tolist(), kinds.tolist(), dwell.tolist()))
+    assert len(got) == 5 * 2 + 39 * 20  # first event: enter + inside; then exit, pass_through, enter, inside
+    assert got == detect_reference(sub, cell, ts, cell_fences, config, {})
