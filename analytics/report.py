@@ -36,7 +36,7 @@ FROM (
            leadInFrame(ts, 1, toDateTime64({end:Float64}, 6, 'UTC')) OVER w AS t_next,
            leadInFrame(kind, 1, '') OVER w AS k_next
     FROM {db}.triggers
-    WHERE fence = {fence:String} AND ts <= toDateTime64({end:Float64}, 6, 'UTC')
+    WHERE fence = {fence:String} AND kind IN ('enter', 'exit') AND ts <= toDateTime64({end:Float64}, 6, 'UTC')
     WINDOW w AS (PARTITION BY subscriber ORDER BY ts ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING)
 )
 WHERE kind = 'enter' AND t_out >= toDateTime64({start:Float64}, 6, 'UTC')

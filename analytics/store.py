@@ -1,69 +1,51 @@
-"""The ClickHouse event store: one code path for the embedded engine and a ClickHouse server.
+"""The ClickHouse event store: one code path for the embedded engine and a ClickHouse server or cluster.
 
 ``chdb://<dir>`` opens the in-process chDB engine on a data directory (one process owns a directory);
 ``http(s)://host:port`` talks to a server. Both go through clickhouse-connect and take Arrow tables.
+The schema (analytics/schema.py, docs/schema.md) is migrated to the newest version when the store opens.
 IMSIs never reach the database: rows carry a keyed HMAC of the IMSI (the key lives in a file beside,
 not inside, the store) plus the home country/province/city derived before hashing, which is all a
-visitor-origin report needs.
+visitor-origin report needs. When the store cannot be reached, batches — already pseudonymised — wait
+in a local spool (analytics/spool.py) and are replayed, in order, once it answers again.
 """
 
 import hashlib
 import hmac
 import os
 import secrets
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
 import clickhouse_connect
 import pyarrow as pa
 import pyarrow.compute as pc
+from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from analytics.origin import Origins
+from analytics.schema import (DATABASE, DEFAULT_TTL_DAYS, DEFAULT_TZ, MIGRATIONS, MIGRATIONS_TABLE, TABLES,
+                              Layout, migrations_table_ddl)
+from analytics.spool import Spool
 
-DATABASE = "sigloc"
+__all__ = ["DATABASE", "Store", "StoreError", "StoreUnreachable"]
 
-EVENTS_DDL = """
-CREATE TABLE IF NOT EXISTS {db}.events (
-    ts DateTime64(6, 'UTC') COMMENT 'time of the message that revealed the behaviour',
-    subscriber String COMMENT 'keyed HMAC-SHA256 of the IMSI (hex, 16 bytes); empty if unresolved',
-    probe LowCardinality(String) COMMENT 'probe id',
-    iface LowCardinality(String) COMMENT 'A or S1',
-    event LowCardinality(String) COMMENT 'behaviour event kind (docs/events.md)',
-    cell String COMMENT 'cell key mcc-mnc-lac-ci or mcc-mnc-eci',
-    prev_cell String COMMENT 'previous cell key for cell_change',
-    home_country LowCardinality(String) COMMENT 'country of the subscriber home network (from MCC)',
-    home_province LowCardinality(String) COMMENT 'home province from number segments; empty if unknown',
-    home_city LowCardinality(String) COMMENT 'home city from number segments; empty if unknown',
-    roaming LowCardinality(String) COMMENT 'local, other_province, international or unknown',
-    imei_tac String COMMENT 'first 8 IMEI digits (device model); empty if unknown',
-    detail String COMMENT 'event detail: update type, number, call outcome, old->new IMEI TAC, roaming kind',
-    cause Nullable(Int32) COMMENT 'protocol cause value when the event has one'
-) ENGINE = MergeTree
-PARTITION BY toYYYYMMDD(ts)
-ORDER BY (ts, subscriber)
-SETTINGS non_replicated_deduplication_window = 1000
-"""
 
-TRIGGERS_DDL = """
-CREATE TABLE IF NOT EXISTS {db}.triggers (
-    ts DateTime64(6, 'UTC') COMMENT 'time of the event that crossed the fence boundary',
-    subscriber String COMMENT 'keyed HMAC-SHA256 of the IMSI (hex, 16 bytes)',
-    fence LowCardinality(String) COMMENT 'fence name',
-    kind LowCardinality(String) COMMENT 'enter or exit',
-    cell String COMMENT 'cell key of the event; empty on power off',
-    event LowCardinality(String) COMMENT 'behaviour event that revealed the move',
-    home_country LowCardinality(String) COMMENT 'country of the subscriber home network',
-    home_province LowCardinality(String) COMMENT 'home province from number segments',
-    home_city LowCardinality(String) COMMENT 'home city from number segments'
-) ENGINE = MergeTree
-PARTITION BY toYYYYMMDD(ts)
-ORDER BY (fence, ts, subscriber)
-SETTINGS non_replicated_deduplication_window = 1000
-"""
+SUBJECT_CACHE_MAX = 5_000_000  # distinct IMSIs kept in the per-store lookup cache before it starts afresh
+
+
+def _dict(column: pa.ChunkedArray | pa.Array, fill: str = "") -> pa.Array:
+    """A string column dictionary-encoded: LowCardinality columns and repeated values load faster."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    return pc.dictionary_encode(pc.fill_null(column, fill))
 
 
 class StoreError(RuntimeError):
-    """The store URL is wrong or the store cannot be reached."""
+    """The store URL or schema is wrong, the store cannot be reached, or it refused a batch."""
+
+
+class StoreUnreachable(StoreError):
+    """The store does not answer (server down, embedded engine failing): batches go to the spool."""
 
 
 def _pseudonym_key(path: Path) -> bytes:
@@ -79,60 +61,174 @@ def _pseudonym_key(path: Path) -> bytes:
 
 
 class Store:
-    def __init__(self, url: str, key_file: str | Path | None = None):
+    """Open (and migrate) the store at ``url``.
+
+    ``spool_dir`` defaults to ``<dir>.spool`` beside an embedded store and ``sigloc.spool`` for a server;
+    ``cluster`` renders Replicated + Distributed tables; ``ttl_days`` overrides DEFAULT_TTL_DAYS per table
+    (an open store whose TTL differs is altered); ``tz`` is the calendar of the daily aggregates.
+    ``pipelined`` sends each batch from a worker thread while the caller prepares the next one (the
+    engine releases the GIL); a batch is then stored once ``flush()`` (or a query, replay or close)
+    returns, and an insert error surfaces there or at the next insert.
+    """
+
+    def __init__(self, url: str, key_file: str | Path | None = None, *, spool_dir: str | Path | None = None,
+                 cluster: str | None = None, ttl_days: dict[str, int] | None = None, tz: str = DEFAULT_TZ,
+                 pipelined: bool = False):
         parsed = urlparse(url)
-        try:
-            if parsed.scheme == "chdb":
-                data_dir = Path((parsed.netloc + parsed.path) or "sigloc-data")
-                data_dir.mkdir(parents=True, exist_ok=True)
-                self.client = clickhouse_connect.get_client(interface="chdb", path=str(data_dir))
-                key_file = key_file or data_dir.parent / f"{data_dir.name}.pseudonym.key"
-            elif parsed.scheme in ("http", "https"):
-                self.client = clickhouse_connect.get_client(dsn=url)
-                key_file = key_file or Path("sigloc.pseudonym.key")
-            else:
-                raise StoreError(f"store URL {url!r}: use chdb://<dir> or http(s)://host:port")
-        except StoreError:
-            raise
-        except Exception as err:  # clickhouse-connect raises many kinds; the caller needs one
-            raise StoreError(f"cannot open store {url}: {err}") from err
+        if parsed.scheme == "chdb":
+            data_dir = Path((parsed.netloc + parsed.path) or "sigloc-data")
+            self._connect_args = {"interface": "chdb", "path": str(data_dir)}
+            key_file = key_file or data_dir.parent / f"{data_dir.name}.pseudonym.key"
+            spool_dir = spool_dir or data_dir.parent / f"{data_dir.name}.spool"
+        elif parsed.scheme in ("http", "https"):
+            self._connect_args = {"dsn": url}
+            key_file = key_file or Path("sigloc.pseudonym.key")
+            spool_dir = spool_dir or Path("sigloc.spool")
+        else:
+            raise StoreError(f"store URL {url!r}: use chdb://<dir> or http(s)://host:port")
+        unknown = set(ttl_days or {}) - set(DEFAULT_TTL_DAYS)
+        if unknown:
+            raise StoreError(f"ttl_days: no table {', '.join(sorted(unknown))} (tables: {', '.join(DEFAULT_TTL_DAYS)})")
         self.url = url
+        self.layout = Layout(DATABASE, cluster, {**DEFAULT_TTL_DAYS, **(ttl_days or {})}, tz)
+        self.spool = Spool(spool_dir)
         self._key = _pseudonym_key(Path(key_file))
-        self.client.command(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
-        self.client.command(EVENTS_DDL.format(db=DATABASE))
-        self.client.command(TRIGGERS_DDL.format(db=DATABASE))
+        # id(origins) -> (origins, IMSIs seen, their columns, those dictionary-encoded); holding the Origins
+        # object keeps its id from being reused by another one.
+        self._subject_cache: dict[int, tuple] = {}
+        self.client = None
+        self._sender = ThreadPoolExecutor(1, thread_name_prefix="sigloc-store") if pipelined else None
+        self._in_flight: Future | None = None
+        self.applied_migrations: list[int] = []  # versions this open applied (empty when already current)
+        try:
+            self._connect()
+        except StoreUnreachable:
+            pass  # inserts go to the spool meanwhile; the next insert, query or replay() tries again
+
+    # -- connection and schema ------------------------------------------------------------------------
+
+    def _connect(self):
+        if self.client is not None:
+            return self.client
+        try:
+            if "path" in self._connect_args:
+                Path(self._connect_args["path"]).mkdir(parents=True, exist_ok=True)
+            self.client = clickhouse_connect.get_client(**self._connect_args)
+        except (ClickHouseError, OSError) as err:  # clickhouse-connect raises many kinds; callers need one
+            raise StoreUnreachable(f"cannot open store {self.url}: {err}") from err
+        try:
+            self._migrate()
+            self._sync_ttl()
+        except (StoreError, ClickHouseError) as err:
+            kind = StoreError if self._reachable() else StoreUnreachable
+            self._drop_client()
+            if isinstance(err, StoreError):
+                raise
+            raise kind(f"store {self.url}: schema migration failed: {err}") from err
+        return self.client
+
+    def _drop_client(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.close()
+            except ClickHouseError:
+                pass  # already broken: that is why it is dropped
+        self.client = None
+
+    def _migrate(self) -> None:
+        """Apply, in order and once each, the migrations the store has not seen; refuse a newer store."""
+        db, on_cluster = self.layout.db, self.layout.on_cluster
+        self.client.command(f"CREATE DATABASE IF NOT EXISTS {db}{on_cluster}")
+        self.client.command(migrations_table_ddl(self.layout))
+        applied = {int(v) for (v,) in self.client.query(f"SELECT version FROM {db}.{MIGRATIONS_TABLE}").result_rows}
+        known = {v for v, _, _ in MIGRATIONS}
+        if applied - known:
+            raise StoreError(f"store {self.url} has schema version {max(applied)}, newer than this sigloc "
+                             f"(knows up to {max(known)}); upgrade sigloc")
+        self.applied_migrations = []
+        for version, name, statements in MIGRATIONS:
+            if version in applied:
+                continue
+            for ddl in statements(self.layout):
+                self.client.command(ddl)
+            self.client.insert(f"{db}.{MIGRATIONS_TABLE}", [[version, name]], column_names=["version", "name"])
+            self.applied_migrations.append(version)
+
+    def _sync_ttl(self) -> None:
+        """Make each table's TTL the configured one."""
+        for table in TABLES:
+            days = self.layout.ttl_days_of(table)
+            if days is None:
+                continue
+            engine = self.client.command(f"SELECT engine_full FROM system.tables WHERE database = '{self.layout.db}' "
+                                         f"AND name = '{self.layout.local(table).split('.', 1)[1]}'")
+            if f"+ toIntervalDay({int(days)})" not in str(engine):
+                self.client.command(self.layout.ttl_alter(table))
+
+    def refresh_aggregates(self) -> None:
+        """Recompute the refreshable aggregates (dwell) now instead of at the next hourly refresh."""
+        self.flush()
+        client = self._connect()
+        client.command(f"SYSTEM REFRESH VIEW {self.layout.db}.dwell_daily_mv")
+        client.command(f"SYSTEM WAIT VIEW {self.layout.db}.dwell_daily_mv")
+
+    # -- pseudonyms and homes -------------------------------------------------------------------------
 
     def pseudonym(self, imsi: str | None) -> str:
         if not imsi:
             return ""
         return hmac.new(self._key, imsi.encode(), hashlib.sha256).hexdigest()[:32]
 
-    def _subjects(self, imsis: pa.Array, origins: Origins) -> dict[str, pa.Array]:
-        values = imsis.to_pylist()
-        homes = [origins.home(x) for x in values]
-        return {
-            "subscriber": pa.array([self.pseudonym(x) for x in values], pa.string()),
-            "home_country": pa.array([h.country for h in homes], pa.string()),
-            "home_province": pa.array([h.province for h in homes], pa.string()),
-            "home_city": pa.array([h.city for h in homes], pa.string()),
-            "roaming": pa.array([h.roaming for h in homes], pa.string()),
-        }
+    def _subject_columns(self, imsis: list[str | None], origins: Origins | None) -> dict[str, pa.Array]:
+        out = {"subscriber": pa.array([self.pseudonym(x) for x in imsis], pa.string())}
+        if origins is not None:
+            homes = [origins.home(x) for x in imsis]
+            for column in ("country", "province", "city", "roaming"):
+                name = column if column == "roaming" else f"home_{column}"
+                out[name] = pa.array([getattr(h, column) for h in homes], pa.string())
+        return out
+
+    def _subjects(self, imsis: pa.ChunkedArray | pa.Array, origins: Origins | None) -> dict[str, pa.Array]:
+        """Pseudonym and home columns as dictionary arrays over the IMSIs seen so far: the same IMSI recurs
+        across rows and batches, so HMAC and home lookups run once per new IMSI, rows are found with a
+        vectorised index_in, and ClickHouse parses each distinct value once."""
+        imsis = imsis.combine_chunks() if isinstance(imsis, pa.ChunkedArray) else imsis
+        cached = self._subject_cache.get(id(origins))
+        known = cached[1] if cached else pa.array([], pa.string())
+        rows = pc.index_in(imsis, value_set=known, skip_nulls=True)
+        new = pc.unique(imsis.filter(pc.and_(pc.is_null(rows), pc.is_valid(imsis))))
+        if cached is None or len(new):
+            if cached is None or len(known) + len(new) > SUBJECT_CACHE_MAX:
+                known, new = pa.array([None], pa.string()), pc.unique(imsis.drop_null())  # slot 0: no IMSI
+                columns = self._subject_columns([None], origins)
+            else:
+                columns = cached[2]
+            known = pa.concat_arrays([known, new])
+            more = self._subject_columns(new.to_pylist(), origins)
+            columns = {k: pa.concat_arrays([v, more[k]]) for k, v in columns.items()}
+            # Arrow dictionaries must not repeat a value, so each column keeps codes into its distinct values.
+            encoded = {k: pc.dictionary_encode(v) for k, v in columns.items()}
+            cached = self._subject_cache[id(origins)] = (origins, known, columns, encoded)
+            rows = pc.index_in(imsis, value_set=known, skip_nulls=True)
+        rows = pc.fill_null(rows, 0)
+        return {k: pa.DictionaryArray.from_arrays(v.indices.take(rows), v.dictionary) for k, v in cached[3].items()}
+
+    # -- ingest ---------------------------------------------------------------------------------------
 
     def insert_events(self, events: pa.Table, origins: Origins, token: str | None = None) -> int:
         if not len(events):
             return 0
         who = self._subjects(events["imsi"], origins)
-        imei = events["imei"].to_pylist()
         table = pa.table({
-            "ts": events["ts"], "subscriber": who["subscriber"], "probe": events["probe"],
-            "iface": events["iface"], "event": events["event"],
-            "cell": pc.fill_null(events["cell"], ""), "prev_cell": pc.fill_null(events["prev_cell"], ""),
+            "ts": events["ts"], "subscriber": who["subscriber"], "probe": _dict(events["probe"]),
+            "iface": _dict(events["iface"]), "event": _dict(events["event"]),
+            "cell": _dict(events["cell"]), "prev_cell": _dict(events["prev_cell"]),
             "home_country": who["home_country"], "home_province": who["home_province"],
             "home_city": who["home_city"], "roaming": who["roaming"],
-            "imei_tac": pa.array([(x or "")[:8] for x in imei], pa.string()),
+            "imei_tac": _dict(pc.utf8_slice_codeunits(events["imei"], 0, 8)),
             "detail": pc.fill_null(events["detail"], ""), "cause": events["cause"],
         })
-        self._insert("events", table, token)
+        self._submit("events", table, token)
         return len(table)
 
     def insert_triggers(self, triggers: pa.Table, origins: Origins, token: str | None = None) -> int:
@@ -140,23 +236,111 @@ class Store:
             return 0
         who = self._subjects(triggers["imsi"], origins)
         table = pa.table({
-            "ts": triggers["ts"], "subscriber": who["subscriber"], "fence": triggers["fence"],
-            "kind": triggers["kind"], "cell": pc.fill_null(triggers["cell"], ""), "event": triggers["event"],
+            "ts": triggers["ts"], "subscriber": who["subscriber"], "fence": _dict(triggers["fence"]),
+            "kind": _dict(triggers["kind"]), "cell": _dict(triggers["cell"]), "event": _dict(triggers["event"]),
             "home_country": who["home_country"], "home_province": who["home_province"],
             "home_city": who["home_city"],
+            "dwell_s": (triggers["dwell_s"] if "dwell_s" in triggers.column_names
+                        else pa.nulls(len(triggers), pa.float64())),
         })
-        self._insert("triggers", table, token)
+        self._submit("triggers", table, token)
         return len(table)
 
+    def insert_deliveries(self, deliveries: pa.Table, token: str | None = None) -> int:
+        """The campaign engine's decision log (geofence.campaigns.DECISION_SCHEMA, ``subscriber`` already
+        pseudonymised with this store's key); ``outlet`` and ``status`` columns are optional."""
+        if not len(deliveries):
+            return 0
+        n = len(deliveries)
+        text = lambda name: _dict(deliveries[name] if name in deliveries.column_names  # noqa: E731
+                                  else pa.nulls(n, pa.string()))
+        table = pa.table({
+            "ts": deliveries["ts"], "subscriber": pc.fill_null(deliveries["subscriber"], ""),
+            **{name: text(name) for name in ("campaign", "fence", "kind", "event", "cell", "outlet", "decision",
+                                             "reason")},
+            "send_at": deliveries["send_at"], "status": text("status"),
+        })
+        self._submit("deliveries", table, token)
+        return len(table)
+
+    def _send(self, name: str, table: pa.Table, token: str) -> None:
+        """One insert; ClickHouse drops a block it has seen with the same token, in the table and in the
+        aggregates its views feed, so a retried or replayed batch is never counted twice."""
+        settings = {"insert_deduplication_token": token, "deduplicate_blocks_in_dependent_materialized_views": 1}
+        if self.layout.cluster:
+            settings["distributed_foreground_insert"] = 1  # the token must reach the shards with the rows
+        self._connect().insert_arrow(f"{self.layout.db}.{name}", table, settings=settings)
+
+    def _submit(self, name: str, table: pa.Table, token: str | None) -> None:
+        """Insert now, or hand the batch to the sender once the previous one is done (one in flight keeps
+        the order and bounds the memory)."""
+        if self._sender is None:
+            self._insert(name, table, token)
+            return
+        self.flush()
+        self._in_flight = self._sender.submit(self._insert, name, table, token)
+
+    def flush(self) -> None:
+        """Wait for the batch in flight (pipelined mode) and raise its error, if any."""
+        if self._in_flight is not None:
+            done, self._in_flight = self._in_flight, None
+            done.result()
+
     def _insert(self, name: str, table: pa.Table, token: str | None) -> None:
-        """Insert one batch; a retried batch with the same token is dropped by ClickHouse's dedup."""
-        settings = {"insert_deduplication_token": token} if token else None
-        self.client.insert_arrow(f"{DATABASE}.{name}", table, settings=settings)
+        """Insert one batch, or spool it when the store is unreachable. Spooled batches go first, so rows
+        reach the store in the order they were handed over."""
+        token = token or f"auto:{uuid.uuid4().hex}"  # a spooled batch must be replayable without doubling
+        try:
+            if len(self.spool):
+                self.spool.replay(self._send)
+            self._send(name, table, token)
+        except (StoreError, ClickHouseError) as err:
+            if self._reachable():
+                raise StoreError(f"store {self.url} refused a batch for {name}: {err}") from err
+            self._drop_client()
+            self.spool.put(name, table, token)
+
+    def _reachable(self) -> bool:
+        try:
+            return self.client is not None and bool(self.client.ping())
+        except ClickHouseError:
+            return False
+
+    def replay(self) -> int:
+        """Insert every spooled batch now; returns how many. Raises StoreError while still unreachable."""
+        self.flush()
+        try:
+            return self.spool.replay(self._send)
+        except (StoreError, ClickHouseError) as err:
+            if not self._reachable():
+                self._drop_client()
+            files = self.spool.files()
+            raise StoreError(f"store {self.url}: {len(files)} batch(es) stay spooled in {self.spool.directory}, "
+                             f"replay stopped at {files[0].name if files else '?'}: {err}") from err
+
+    # -- reading --------------------------------------------------------------------------------------
 
     def query(self, sql: str, parameters: dict | None = None):
         """Rows of a query as a pandas DataFrame (reports are small aggregates); ``{db}`` names the database,
-        ``{name:Type}`` placeholders are bound server-side from ``parameters``."""
-        return self.client.query_df(sql.replace("{db}", DATABASE), parameters=parameters)
+        ``{name:Type}`` placeholders are bound server-side from ``parameters``. Spooled batches are replayed
+        first so a report sees every row handed to the store."""
+        self.flush()
+        if len(self.spool):
+            self.replay()
+        try:
+            return self._connect().query_df(sql.replace("{db}", self.layout.db), parameters=parameters)
+        except StoreError:
+            raise
+        except ClickHouseError as err:
+            if self._reachable():
+                raise
+            self._drop_client()
+            raise StoreError(f"store {self.url} unreachable: {err}") from err
 
     def close(self) -> None:
-        self.client.close()
+        try:
+            self.flush()
+        finally:
+            if self._sender is not None:
+                self._sender.shutdown()
+            self._drop_client()

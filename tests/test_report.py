@@ -40,7 +40,8 @@ def _visits(seed=3, people=120):
 
 
 def _table(df):
-    cols = {f.name: df[f.name].tolist() for f in TRIGGER_SCHEMA if f.name != "ts"}
+    cols = {f.name: df[f.name].tolist() for f in TRIGGER_SCHEMA if f.name not in ("ts", "dwell_s")}
+    cols["dwell_s"] = [None] * len(df)
     ts = pa.array([round(x * 1e6) for x in df["ts"]], pa.int64()).cast(TRIGGER_SCHEMA.field("ts").type)
     return pa.table({"ts": ts, **cols}, schema=TRIGGER_SCHEMA)
 
