@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install tshark clean baselines bench
+.PHONY: demo test install tshark chromium clean baselines bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,14 @@ tshark:
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark; }
 
-test: $(STAMP) tshark
+# The web UI tests drive Debian's chromium headless through Playwright (no browser download needed).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: $(STAMP) tshark chromium
 	$(PY) -m pytest -q
 
 # The expected outputs of tests/cases/ are regenerated here, never by hand (review the diff before committing).

@@ -195,27 +195,39 @@ def fence_compile(fence_file, cells_file, min_overlap):
 
 
 @cli.command()
-@click.argument("capture", type=click.Path(exists=True))
-@click.option("--cells", "cells_file", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Cell catalogue CSV.")
-@click.option("--fence", "fence_file", required=True, type=click.Path(exists=True, dir_okay=False),
+@click.argument("capture", type=click.Path(exists=True), required=False)
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              help="Run as the probe daemon with this sigloc.toml (sources, store, fences, campaigns, web app).")
+@click.option("--cells", "cells_file", type=click.Path(exists=True, dir_okay=False), help="Cell catalogue CSV.")
+@click.option("--fence", "fence_file", type=click.Path(exists=True, dir_okay=False),
               help="GeoJSON fence to report on.")
 @click.option("--segments", type=click.Path(exists=True, dir_okay=False), help="Number-segment CSV (home province).")
 @click.option("--clickhouse", "store_url", default="chdb://sigloc-data", show_default=True,
               help="chdb://<dir> for the embedded engine, or http(s)://host:port for a server.")
 @click.option("--out", "out_dir", default="out/report", show_default=True, type=click.Path(file_okay=False))
 @click.option("-k", "k", default=DEFAULT_K, show_default=True, help="Suppress counts below k in the report.")
-def run(capture, cells_file, fence_file, segments, store_url, out_dir, k):
-    """The main job on one capture: events and fence triggers into ClickHouse, then the fence report."""
+def run(capture, config_file, cells_file, fence_file, segments, store_url, out_dir, k):
+    """The main job on one capture (events and fence triggers into ClickHouse, then the fence report), or,
+    with --config, the probe daemon until SIGTERM."""
+    if config_file:
+        if capture:
+            raise click.UsageError("give either a CAPTURE (one job) or --config (the daemon), not both")
+        from appliance.daemon import Daemon, json_logging  # noqa: PLC0415
+        json_logging()
+        config = load_config(config_file)
+        Daemon(config, Path(config.probe["state_dir"])).run_forever()
+        return
+    if not (capture and cells_file and fence_file):
+        raise click.UsageError("a one-off job needs CAPTURE, --cells and --fence (or use --config FILE)")
     _run_job(capture, cells_file, fence_file, segments, store_url, out_dir, k)
 
 
-def _run_job(capture, cells_file, fence_file, segments, store_url, out_dir, k):
+def _run_job(capture, cells_file, fence_file, segments, store_url, out_dir, k, restore=None):
     from appliance.pipeline import run_job  # noqa: PLC0415  (keeps `sigloc decode` start-up light)
     with Progress(transient=True) as bar:
         task = bar.add_task("decode → events → fences → ClickHouse", total=None)
         result = run_job(capture, cells_file, fence_file, store_url, out_dir, segments=segments, k=k,
-                         progress=lambda stage, n: bar.advance(task, n))
+                         progress=lambda stage, n: bar.advance(task, n), restore=restore)
     click.echo(f"messages: {result.messages}  events: {result.events}  triggers: {result.triggers}  "
                f"fence '{result.fence}': {len(result.fence_cells)} cells, {result.visitors} visitors")
     click.echo("events by kind: " + ", ".join(f"{k}={v}" for k, v in sorted(result.events_by_kind.items())))
@@ -248,7 +260,7 @@ def demo(out_dir, subscribers, store_url, k):
     click.echo(f"simulated {info['subscribers']} subscribers, {info['messages']} messages → {info['capture']}")
     store_url = store_url or f"chdb://{out / 'clickhouse'}"
     _run_job(info["capture"], city / "cells.csv", city / "west_lake.geojson", city / "number_segments.csv",
-             store_url, out / "report", k)
+             store_url, out / "report", k, restore=info["previous_state"])
     click.echo(f"done in {time.monotonic() - started:.0f} s")
 
 

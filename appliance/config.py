@@ -25,7 +25,8 @@ class Key:
     choices: tuple = ()
     low: float | None = None
     high: float | None = None
-    path: str = ""  # "file" or "dir": must exist (checked relative to the config file)
+    path: str = ""  # "file"/"dir": must exist; "new"/"newfile": a directory/file created later
+    # (all resolved against the config file's directory)
     pattern: str = ""
 
 
@@ -39,13 +40,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "home_province": Key(str, ""),
         "timezone": Key(str, "Asia/Shanghai"),
         "mtp3": Key(str, "auto", choices=("auto", "itu", "chinese")),
+        "state_dir": Key(str, "sigloc-state", path="new"),
     },
     "store": {
         "url": Key(str, "chdb://sigloc-data", pattern=r"^(chdb|https?)://"),
-        "spool": Key(str, "sigloc-spool"),
+        "spool": Key(str, "sigloc-spool", path="new"),
         "raw_ttl_days": Key(int, 30, low=1, high=3650),
         "cluster": Key(str, ""),
-        "pseudonym_key_file": Key(str, ""),
+        "pseudonym_key_file": Key(str, "", path="newfile"),  # created on first start; keep it off the store host
     },
     "reference": {
         "cells": Key(str, required=True, path="file"),
@@ -58,6 +60,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "fences": {
         "dir": Key(str, "fences", path="dir"),
         "min_overlap": Key(float, 0.3, low=0.0, high=1.0),
+        "dwell_s": Key(float, 1800.0, low=0.0, high=30 * 86400),  # 0 turns dwell detection off
+        "pass_through_s": Key(float, 600.0, low=0.0, high=86400),  # 0 turns pass-through off
+        "exit_after_s": Key(float, 120.0, low=0.0, high=86400),  # hysteresis: 0 = exit at first sighting
+        "exit_confirm": Key(int, 2, low=1, high=100),  # ... or after this many sightings outside
     },
     "campaigns": {
         "dir": Key(str, "campaigns", path="dir"),
@@ -88,7 +94,7 @@ SOURCE_SCHEMA: dict[str, Key] = {
     "interface": Key(str, ""),
     "path": Key(str, ""),
     "filter": Key(str, ""),
-    "ring_dir": Key(str, "sigloc-ring"),
+    "ring_dir": Key(str, "sigloc-ring", path="new"),
 }
 
 
@@ -148,6 +154,10 @@ def _check(path: Path, text: str, where: str, section: str, index: int, key: str
             fail(f"file {value!r} does not exist")
         if spec.path == "dir" and not resolved.is_dir():
             fail(f"directory {value!r} does not exist")
+        if spec.path == "new" and resolved.exists() and not resolved.is_dir():
+            fail(f"{value!r} exists and is not a directory")
+        if spec.path == "newfile" and not resolved.parent.is_dir():
+            fail(f"directory of {value!r} does not exist")
         value = str(resolved)
     return value
 
@@ -166,7 +176,8 @@ def _section(path: Path, text: str, name: str, index: int, table: Any, schema: d
             if spec.required:
                 raise ConfigError(f"{path}:{_line_of(text, name, None, index)}: {name}.{key}: required key is "
                                   f"missing from {label}")
-            out[key] = spec.default
+            out[key] = _check(path, text, f"{name}.{key}", name, index, key, spec, spec.default) \
+                if spec.path else spec.default
             continue
         out[key] = _check(path, text, f"{name}.{key}", name, index, key, spec, table[key])
     return out

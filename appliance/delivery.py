@@ -139,6 +139,13 @@ class Outbox:
             rows = self._db.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall()
         return {PENDING: 0, DELIVERED: 0, DEAD: 0, **dict(rows)}
 
+    def per_campaign(self) -> dict[str, int]:
+        """Triggers queued or sent per campaign: the live counts on the campaigns page."""
+        with self._lock:
+            rows = self._db.execute("SELECT json_extract(body, '$.campaign'), count(*) FROM outbox "
+                                    "GROUP BY 1").fetchall()
+        return {str(c): n for c, n in rows}
+
     def since(self, seq: int, limit: int = 500) -> list[tuple[int, str]]:
         """(seq, body) of every record after ``seq``: the SSE stream and its Last-Event-ID resume."""
         with self._lock:

@@ -40,8 +40,10 @@ class JobResult:
 def run_job(capture: str | os.PathLike, cells: str | os.PathLike, fence_path: str | os.PathLike,
             store_url: str, out_dir: str | os.PathLike, segments: str | os.PathLike | None = None,
             config: EventConfig | None = None, k: int = DEFAULT_K, min_overlap: float = DEFAULT_MIN_OVERLAP,
-            progress: Callable[[str, int], None] | None = None) -> JobResult:
-    """Run the whole job on one capture file (or directory) and write the fence's report."""
+            progress: Callable[[str, int], None] | None = None,
+            restore: str | os.PathLike | None = None) -> JobResult:
+    """Run the whole job on one capture file (or directory) and write the fence's report; ``restore`` is an
+    identity-store snapshot from an earlier run (who the TMSIs belong to, when everyone was last seen)."""
     config = config or EventConfig()
     result = JobResult()
     catalogue = Catalogue.load(cells)
@@ -52,6 +54,8 @@ def run_job(capture: str | os.PathLike, cells: str | os.PathLike, fence_path: st
     store = Store(store_url)
     state = DecodeState()
     deriver = EventDeriver(config)
+    if restore:
+        deriver.restore(restore)
     start = end = None
     try:
         def absorb(events: pa.Table, batch_no: int) -> None:

@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 SIGLOC = [sys.executable, "-c", "from appliance.cli import main; main()"]
 
 

@@ -1,0 +1,169 @@
+"""The probe daemon end to end: a watched directory, a simulator capture dropped in, signed webhooks on loopback.
+
+The expected triggers come from the library run in-process on the same capture (decode → events → fences →
+campaign → policy); the daemon, a real ``sigloc run --config`` subprocess, must deliver exactly those, each once
+by id, with valid signatures — although the receiver only comes up after the daemon has already been retrying.
+The simulator's ground truth checks the triggers mean what they say: each subscriber really was in the fence.
+"""
+
+import json
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from test_delivery import Receiver, free_port
+
+from analytics.store import Store
+from appliance.auth import Accounts
+from appliance.config import load_config
+from appliance.daemon import Probe
+from decoders.decode import DecodeState, decode_file
+from geofence.campaigns import Campaign, CampaignStore
+from geofence.cells import Catalogue
+from geofence.fences import compile_fence, load_fence
+
+SIGLOC = [sys.executable, "-c", "from appliance.cli import main; main()"]
+SECRET = b"shared-secret"
+
+
+def site(root: Path, city: Path, webhook_port: int, web_port: int, campaign: bool = True) -> Path:
+    """A probe installation: config, reference data, one fence and (unless told not to) one active campaign."""
+    for name in ("cells.csv", "number_segments.csv"):
+        shutil.copy(city / name, root / name)
+    (root / "fences").mkdir()
+    shutil.copy(city / "west_lake.geojson", root / "fences" / "west_lake.json")
+    (root / "campaigns").mkdir()
+    if campaign:
+        CampaignStore(root / "campaigns").save(Campaign(
+            id="welcome", name="Welcome to West Lake", fences=["West Lake scenic area"],
+            rule={"field": "kind", "equals": "enter"}, cap_per_day=1, state="active"))
+    (root / "incoming").mkdir()
+    (root / "webhook.secret").write_bytes(SECRET)
+    config = root / "sigloc.toml"
+    config.write_text(f"""
+[probe]
+home_plmn = "460-00"
+home_province = "Zhejiang"
+state_dir = "state"
+
+[[source]]
+kind = "directory"
+path = "incoming"
+
+[store]
+url = "chdb://{root / 'clickhouse'}"
+pseudonym_key_file = "pseudonym.key"
+
+[reference]
+cells = "cells.csv"
+segments = "number_segments.csv"
+
+[campaigns]
+quiet_hours = "23:00-23:30"
+
+[delivery]
+webhook = "http://127.0.0.1:{webhook_port}/triggers"
+secret_file = "webhook.secret"
+max_tries = 100
+backoff_s = 0.05
+
+[web]
+listen = "127.0.0.1:{web_port}"
+""")
+    (root / "pseudonym.key").write_text("11" * 32)
+    return config
+
+
+def expected_triggers(config_path: Path, capture: Path, scratch: Path) -> dict[str, dict]:
+    """The library's answer on the same capture and configuration, with its own store and state."""
+    config = load_config(config_path)
+    config.store["url"] = f"chdb://{scratch / 'clickhouse'}"
+    config.store["spool"] = str(scratch / "spool")
+    probe = Probe(config, scratch / "state")
+    try:
+        for n, messages in enumerate(decode_file(capture, DecodeState())):
+            probe.process(messages, f"x:{n}")
+        probe.flush("end")
+        rows = probe.outbox.since(0, limit=100_000)
+    finally:
+        probe.close()
+    return {json.loads(body)["id"]: json.loads(body) for _, body in rows}
+
+
+def outbox_counts(state_dir: Path) -> dict[str, int]:
+    db = state_dir / "outbox.db"
+    if not db.exists():
+        return {}
+    with sqlite3.connect(db) as conn:
+        return dict(conn.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall())
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_daemon_delivers_exactly_the_expected_triggers_through_an_outage(city, tmp_path):
+    root = tmp_path / "probe"
+    root.mkdir()
+    webhook_port, web_port = free_port(), free_port()
+    config = site(root, city, webhook_port, web_port)
+    expected = expected_triggers(config, city / "capture.pcap", tmp_path / "scratch")
+    assert len(expected) >= 5, "the simulated morning should bring visitors to West Lake"
+
+    state = root / "state"
+    state.mkdir()
+    token = Accounts(state / "accounts.db").new_token("prometheus", "engineer")
+    daemon = subprocess.Popen([*SIGLOC, "run", "--config", str(config)], cwd=root, stderr=subprocess.PIPE,
+                              text=True)
+    receiver = None
+    try:
+        shutil.copy(city / "capture.pcap", root / "incoming" / "capture.pcap")
+        # The receiver is down: every trigger is queued, deliveries are tried and fail, none is delivered.
+        wait_for(lambda: outbox_counts(state).get("pending") == len(expected), 120, "triggers in the outbox")
+        wait_for(lambda: sqlite3.connect(state / "outbox.db").execute(
+            "SELECT sum(tries) FROM outbox").fetchone()[0] >= 5, 30, "failed delivery attempts")
+        assert outbox_counts(state) == {"pending": len(expected)}
+        receiver = Receiver(webhook_port)
+        wait_for(lambda: len(receiver.accepted) >= len(expected), 60, "deliveries")
+        time.sleep(1.0)  # room for a duplicate to show up
+        metrics = urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{web_port}/metrics", headers={"Authorization": f"Bearer {token}"})).read().decode()
+        health = urllib.request.urlopen(f"http://127.0.0.1:{web_port}/healthz").read()
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = daemon.communicate(timeout=120)
+        finally:
+            if receiver:
+                receiver.stop()
+    assert daemon.returncode == 0, stderr[-3000:]
+    assert json.loads(health) == {"status": "ok"}
+    assert "sigloc_files_total 1" in metrics and 'sigloc_detections_total{kind="enter"}' in metrics
+    assert receiver.bad_signatures == 0
+    assert sorted(receiver.accepted) == sorted(expected)  # exactly these, each once
+    assert outbox_counts(state) == {"delivered": len(expected)}
+    for key, body in receiver.bodies.items():
+        assert body["campaign"] == "welcome" and body["kind"] == "enter" and body["fence"] == "West Lake scenic area"
+        assert body["subscriber"] == expected[key]["subscriber"] and "imsi" not in body
+
+    # Ground truth: every triggered subscriber had an event in one of the fence's cells.
+    fence_cells = set(compile_fence(load_fence(city / "west_lake.geojson"), Catalogue.load(city / "cells.csv")))
+    key_store = Store(f"chdb://{tmp_path / 'keyonly'}", key_file=root / "pseudonym.key")
+    try:
+        visited = {key_store.pseudonym(t["imsi"]) for t in map(json.loads, open(city / "truth.jsonl"))
+                   if t.get("cell") in fence_cells and t.get("imsi")}
+    finally:
+        key_store.close()
+    assert {b["subscriber"] for b in receiver.bodies.values()} <= visited
