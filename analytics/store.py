@@ -320,6 +320,24 @@ class Store:
 
     # -- reading --------------------------------------------------------------------------------------
 
+    def history(self, subscriber: str, campaign: str | None = None, limit: int = 500):
+        """One subscriber's events, fence detections and campaign decisions, oldest first: the complaint-handling
+        answer to "why did subscriber X get message Y" (``subscriber`` is the pseudonym, never the IMSI)."""
+        where = "subscriber = {s:String}"
+        params = {"s": subscriber, "n": limit}
+        decisions = where + (" AND campaign = {c:String}" if campaign else "")
+        if campaign:
+            params["c"] = campaign
+        return {
+            "events": self.query(f"SELECT ts, event, cell, prev_cell, detail FROM {{db}}.events WHERE {where} "
+                                 "ORDER BY ts LIMIT {n:UInt32}", params),
+            "detections": self.query(f"SELECT ts, fence, kind, cell, event, dwell_s FROM {{db}}.triggers "
+                                     f"WHERE {where} ORDER BY ts LIMIT {{n:UInt32}}", params),
+            "decisions": self.query(f"SELECT ts, campaign, fence, kind, event, cell, decision, reason, send_at "
+                                    f"FROM {{db}}.deliveries WHERE {decisions} ORDER BY ts LIMIT {{n:UInt32}}",
+                                    params),
+        }
+
     def query(self, sql: str, parameters: dict | None = None):
         """Rows of a query as a pandas DataFrame (reports are small aggregates); ``{db}`` names the database,
         ``{name:Type}`` placeholders are bound server-side from ``parameters``. Spooled batches are replayed

@@ -36,7 +36,7 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.APPROVER: frozenset({"cells", "fences:read", "campaigns:read", "campaigns:approve", "triggers"}),
     Role.CLIENT: frozenset({"reports"}),
     Role.ADMIN: frozenset({"status", "cells", "metrics", "fences:read", "fences:write", "campaigns:read",
-                           "campaigns:write", "campaigns:approve", "triggers", "reports", "admin"}),
+                           "campaigns:write", "campaigns:approve", "triggers", "reports", "admin", "explain"}),
 }
 
 SESSION_S = 8 * 3600

@@ -146,6 +146,15 @@ class Outbox:
                                     "GROUP BY 1").fetchall()
         return {str(c): n for c, n in rows}
 
+    def of_subscriber(self, subscriber: str, limit: int = 200) -> list[dict]:
+        """Every queued or sent trigger of one subscriber with its delivery state (complaint handling)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT body, status, tries, last_error, delivered FROM outbox "
+                "WHERE json_extract(body, '$.subscriber') = ? ORDER BY seq LIMIT ?", (subscriber, limit)).fetchall()
+        return [{**json.loads(b), "status": st, "tries": t, "last_error": e, "delivered_at": d}
+                for b, st, t, e, d in rows]
+
     def since(self, seq: int, limit: int = 500) -> list[tuple[int, str]]:
         """(seq, body) of every record after ``seq``: the SSE stream and its Last-Event-ID resume."""
         with self._lock:
@@ -166,9 +175,10 @@ def sse_stream(outbox: Outbox, last_id: int = 0, stop: threading.Event | None = 
             last_id = seq
             yield f"id: {seq}\nevent: trigger\ndata: {body}\n\n"
         if not rows:
-            with outbox.changed:
-                if not outbox.changed.wait(heartbeat_s):
-                    yield ": keep-alive\n\n"
+            with outbox.changed:  # never yield while holding it: the next step may run on another thread
+                woken = outbox.changed.wait(heartbeat_s)
+            if not woken:
+                yield ": keep-alive\n\n"
 
 
 class WebhookSender:

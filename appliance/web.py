@@ -47,6 +47,7 @@ class WebState:
     reports_dir: Path | None = None
     tiles: str = ""  # tile URL template; empty = no basemap (probe networks are offline)
     campaigns: CampaignStore | None = None
+    store: object | None = None  # analytics.store.Store the daemon owns (reports, complaint handling)
     on_fences_changed: Callable[[], None] = lambda: None
     on_campaigns_changed: Callable[[], None] = lambda: None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -373,6 +374,29 @@ def create_app(state: WebState) -> FastAPI:
         if state.outbox is None:
             return {"status": {}, "campaigns": {}}
         return {"status": state.outbox.counts(), "campaigns": state.outbox.per_campaign()}
+
+    # -- complaint handling ---------------------------------------------------------------------------
+
+    @app.get("/api/explain")
+    def explain(imsi: str = "", campaign: str | None = None,
+                who: Principal = Depends(need("explain"))):
+        """Why did this subscriber get (or not get) a message: events → detections → decisions → deliveries.
+        The identifier is hashed here and never stored or echoed; the answer carries the pseudonym only."""
+        if state.store is None:
+            raise HTTPException(404, "no store on this probe")
+        if not (imsi.isdigit() and 6 <= len(imsi) <= 15):
+            raise HTTPException(422, "field 'imsi': 6-15 digits")
+        subscriber = state.store.pseudonym(imsi)
+        with state.lock:
+            found = state.store.history(subscriber, campaign)
+        state.accounts.audit(who.name, "explain", subscriber, {"campaign": campaign})
+        out = {"subscriber": subscriber,
+               "deliveries": state.outbox.of_subscriber(subscriber) if state.outbox is not None else []}
+        for name, df in found.items():
+            out[name] = json.loads(df.to_json(orient="records", date_format="iso"))
+        if campaign:
+            out["deliveries"] = [d for d in out["deliveries"] if d.get("campaign") == campaign]
+        return out
 
     # -- administration ---------------------------------------------------------------------------------
 

@@ -122,9 +122,14 @@ def test_daemon_delivers_exactly_the_expected_triggers_through_an_outage(city, t
     expected = expected_triggers(config, city / "capture.pcap", tmp_path / "scratch")
     assert len(expected) >= 5, "the simulated morning should bring visitors to West Lake"
 
+    key_store = Store(f"chdb://{tmp_path / 'keyonly'}", key_file=root / "pseudonym.key")  # the probe's pseudonyms
+    imsi_of = {key_store.pseudonym(t["imsi"]): t["imsi"] for t in map(json.loads, open(city / "truth.jsonl"))
+               if t.get("imsi")}
     state = root / "state"
     state.mkdir()
-    token = Accounts(state / "accounts.db").new_token("prometheus", "engineer")
+    accounts = Accounts(state / "accounts.db")
+    token = accounts.new_token("prometheus", "engineer")
+    care = accounts.new_token("customer-care", "admin")
     daemon = subprocess.Popen([*SIGLOC, "run", "--config", str(config)], cwd=root, stderr=subprocess.PIPE,
                               text=True)
     receiver = None
@@ -141,6 +146,11 @@ def test_daemon_delivers_exactly_the_expected_triggers_through_an_outage(city, t
         metrics = urllib.request.urlopen(urllib.request.Request(
             f"http://127.0.0.1:{web_port}/metrics", headers={"Authorization": f"Bearer {token}"})).read().decode()
         health = urllib.request.urlopen(f"http://127.0.0.1:{web_port}/healthz").read()
+        # Complaint handling: why did this subscriber get the welcome message?
+        first = expected[sorted(expected)[0]]
+        explained = json.loads(urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{web_port}/api/explain?imsi={imsi_of[first['subscriber']]}&campaign=welcome",
+            headers={"Authorization": f"Bearer {care}"})).read())
     finally:
         daemon.send_signal(signal.SIGTERM)
         try:
@@ -158,12 +168,75 @@ def test_daemon_delivers_exactly_the_expected_triggers_through_an_outage(city, t
         assert body["campaign"] == "welcome" and body["kind"] == "enter" and body["fence"] == "West Lake scenic area"
         assert body["subscriber"] == expected[key]["subscriber"] and "imsi" not in body
 
+    assert explained["subscriber"] == first["subscriber"] and imsi_of[first["subscriber"]] not in json.dumps(explained)
+    assert [(d["decision"], d["kind"]) for d in explained["decisions"]] == [("allowed", "enter")]
+    assert explained["decisions"][0]["ts"].startswith(first["ts"][:19])
+    assert any(d["kind"] == "enter" and d["ts"].startswith(first["ts"][:19]) for d in explained["detections"])
+    assert any(e["ts"].startswith(first["ts"][:19]) and e["cell"] == first["cell"] for e in explained["events"])
+    assert [(d["id"], d["status"]) for d in explained["deliveries"]] == [(first["id"], "delivered")]
+
     # Ground truth: every triggered subscriber had an event in one of the fence's cells.
     fence_cells = set(compile_fence(load_fence(city / "west_lake.geojson"), Catalogue.load(city / "cells.csv")))
-    key_store = Store(f"chdb://{tmp_path / 'keyonly'}", key_file=root / "pseudonym.key")
-    try:
-        visited = {key_store.pseudonym(t["imsi"]) for t in map(json.loads, open(city / "truth.jsonl"))
-                   if t.get("cell") in fence_cells and t.get("imsi")}
-    finally:
-        key_store.close()
+    visited = {key_store.pseudonym(t["imsi"]) for t in map(json.loads, open(city / "truth.jsonl"))
+               if t.get("cell") in fence_cells and t.get("imsi")}
+    key_store.close()
     assert {b["subscriber"] for b in receiver.bodies.values()} <= visited
+
+
+def test_api_and_trigger_stream_hold_under_load_while_the_pipeline_runs(city, tmp_path):
+    """Bounded loopback load: clients poll the API and follow the SSE feed while a capture is processed;
+    every request succeeds and the stream carries every trigger exactly once (latencies: bench/bench_appliance.py)."""
+    import threading
+
+    from appliance.config import load_config
+    from appliance.daemon import Daemon
+
+    root = tmp_path / "probe"
+    root.mkdir()
+    receiver, web_port = Receiver(), free_port()
+    daemon = Daemon(load_config(site(root, city, receiver.port, web_port)), root / "state", poll_s=0.1)
+    token = daemon.probe.accounts.new_token("engine", "admin")
+    daemon.start()
+    base, auth = f"http://127.0.0.1:{web_port}", {"Authorization": f"Bearer {token}"}
+    errors, done, seen = [], threading.Event(), []
+
+    def poll():
+        paths = ["/healthz", "/api/status", "/api/fences", "/api/triggers/counts", "/metrics", "/api/campaigns"]
+        n = 0
+        while not done.is_set():
+            try:
+                with urllib.request.urlopen(urllib.request.Request(base + paths[n % len(paths)], headers=auth),
+                                            timeout=10) as r:
+                    r.read()
+            except Exception as err:  # any failure under load is what this test looks for
+                errors.append(repr(err))
+            n += 1
+
+    def follow():
+        with urllib.request.urlopen(urllib.request.Request(base + "/api/triggers/stream", headers=auth),
+                                    timeout=60) as r:
+            for line in r:
+                if line.startswith(b"data: "):
+                    seen.append(json.loads(line[6:])["id"])
+                if done.is_set() and len(seen) >= daemon.probe.outbox.counts()["pending"] + \
+                        daemon.probe.outbox.counts()["delivered"]:
+                    return
+
+    try:
+        wait_for(lambda: daemon.server.started, 30, "the web app")
+        clients = [threading.Thread(target=poll) for _ in range(4)] + [threading.Thread(target=follow)]
+        for c in clients:
+            c.start()
+        shutil.copy(city / "capture.pcap", root / "incoming" / "capture.pcap")
+        wait_for(lambda: daemon.probe.metrics.total("sigloc_files_total") == 1, 120, "the capture processed")
+        wait_for(lambda: len(receiver.accepted) == len(daemon.probe.outbox.since(0, 100_000)), 60, "deliveries")
+        done.set()
+        for c in clients:
+            c.join(60)
+    finally:
+        done.set()
+        daemon.shutdown()
+        receiver.stop()
+    assert errors == []
+    assert len(seen) == len(set(seen)) == len(receiver.accepted) > 0
+    assert set(seen) == set(receiver.accepted)
