@@ -22,7 +22,10 @@ import signal
 import sqlite3
 import threading
 import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
+from multiprocessing import get_context
 from pathlib import Path
 
 import pyarrow as pa
@@ -254,24 +257,49 @@ class Daemon:
     # -- sources --------------------------------------------------------------------------------------
 
     def _watch(self, src: dict) -> None:
-        """Poll a directory for capture files; a file is taken once its size stopped changing (copy done)."""
-        root, state, sizes = Path(src["path"]), DecodeState(), {}
-        while not self.stop.is_set():
-            for path in sorted(p for p in root.iterdir() if p.suffix in CAPTURE_SUFFIXES and p.is_file()):
-                st = path.stat()
-                if self.probe.ledger.done(path):
-                    continue
-                if sizes.get(path) != st.st_size:  # new or still growing: look again next poll
-                    sizes[path] = st.st_size
-                    continue
-                if self.stop.is_set():
-                    break
-                payloads, anomalies = state.payloads, state.anomalies.copy()
-                for n, messages in enumerate(decode_file(path, state, mtp3_standard=self.config.probe["mtp3"])):
-                    self.queue.put((messages, f"{path.name}:{st.st_size}:{n}"))
-                self.queue.put((_DONE, (path, st.st_size, st.st_mtime, state.payloads - payloads,
-                                        state.anomalies - anomalies)))
-            self.stop.wait(self.poll_s)
+        """Poll a directory for capture files; a file is taken once its size stopped changing (copy done).
+
+        Files decode in worker processes (``workers.count`` - 1 of them; in this thread when it is 1), several
+        ahead of the pipeline, and are handed over strictly in name order so identity state sees time order.
+        """
+        root, sizes, taken = Path(src["path"]), {}, set()
+        workers = self.config.workers["count"] - 1
+        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers else None
+        ahead: deque = deque()  # (path, stat, future) in hand-over order
+        try:
+            while not self.stop.is_set():
+                for path in sorted(p for p in root.iterdir() if p.suffix in CAPTURE_SUFFIXES and p.is_file()):
+                    st = path.stat()
+                    if path in taken or self.probe.ledger.done(path):
+                        continue
+                    if sizes.get(path) != st.st_size:  # new or still growing: look again next poll
+                        sizes[path] = st.st_size
+                        continue
+                    taken.add(path)
+                    mtp3 = self.config.probe["mtp3"]
+                    ahead.append((path, st, pool.submit(decode_to_ipc, str(path), mtp3) if pool else None))
+                    if len(ahead) > max(1, workers):
+                        self._hand_over(*ahead.popleft())
+                while ahead:  # nothing new: finish what is in flight
+                    self._hand_over(*ahead.popleft())
+                self.stop.wait(self.poll_s)
+        finally:
+            if pool:
+                pool.shutdown(cancel_futures=True)
+
+    def _hand_over(self, path: Path, st, future) -> None:
+        """Queue one file's message batches for the pipeline, then the marker that files it in the ledger."""
+        if future is None:
+            state = DecodeState()
+            batches = decode_file(path, state, mtp3_standard=self.config.probe["mtp3"])
+        else:
+            blobs, payloads, anomalies = future.result()
+            batches = (pa.ipc.open_stream(b).read_all() for b in blobs)
+        for n, messages in enumerate(batches):
+            self.queue.put((messages, f"{path.name}:{st.st_size}:{n}"))
+        if future is None:
+            payloads, anomalies = state.payloads, dict(state.anomalies)
+        self.queue.put((_DONE, (path, st.st_size, st.st_mtime, payloads, anomalies)))
 
     def _live(self, src: dict) -> None:
         stop = Stop(event=self.stop)
@@ -354,6 +382,17 @@ def json_logging(level: int = logging.INFO) -> None:
     handler.setFormatter(_JsonFormatter())
     log.addHandler(handler)
     log.setLevel(level)
+
+
+def decode_to_ipc(path: str, mtp3: str) -> tuple[list[bytes], int, dict[str, int]]:
+    """Decode one capture file in a worker process; batches come back as Arrow IPC streams (cheap to pickle)."""
+    state, blobs = DecodeState(), []
+    for messages in decode_file(path, state, mtp3_standard=mtp3):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, messages.schema) as writer:
+            writer.write_table(messages)
+        blobs.append(sink.getvalue().to_pybytes())
+    return blobs, state.payloads, dict(state.anomalies)
 
 
 def _secret(path: Path) -> bytes:

@@ -194,7 +194,9 @@ def test_api_and_trigger_stream_hold_under_load_while_the_pipeline_runs(city, tm
     root = tmp_path / "probe"
     root.mkdir()
     receiver, web_port = Receiver(), free_port()
-    daemon = Daemon(load_config(site(root, city, receiver.port, web_port)), root / "state", poll_s=0.1)
+    config = load_config(site(root, city, receiver.port, web_port))
+    config.workers["count"] = 1  # decode in the watcher thread (the other test uses a worker process)
+    daemon = Daemon(config, root / "state", poll_s=0.1)
     token = daemon.probe.accounts.new_token("engine", "admin")
     daemon.start()
     base, auth = f"http://127.0.0.1:{web_port}", {"Authorization": f"Bearer {token}"}
