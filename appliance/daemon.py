@@ -22,8 +22,6 @@ import signal
 import sqlite3
 import threading
 import time
-from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
@@ -259,46 +257,44 @@ class Daemon:
     def _watch(self, src: dict) -> None:
         """Poll a directory for capture files; a file is taken once its size stopped changing (copy done).
 
-        Files decode in worker processes (``workers.count`` - 1 of them; in this thread when it is 1), several
-        ahead of the pipeline, and are handed over strictly in name order so identity state sees time order.
+        With ``workers.count`` > 1 the files decode in a worker process that streams batches back while the
+        pipeline works on the previous ones (decode and identity/matching run on two cores); with 1 they decode
+        in this thread. Either way files are handed over in name order, so identity state sees time order.
         """
-        root, sizes, taken = Path(src["path"]), {}, set()
-        workers = self.config.workers["count"] - 1
-        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers else None
-        ahead: deque = deque()  # (path, stat, future) in hand-over order
+        root, sizes = Path(src["path"]), {}
+        decoder = _DecodeWorker(self.config.probe["mtp3"]) if self.config.workers["count"] > 1 else None
         try:
             while not self.stop.is_set():
                 for path in sorted(p for p in root.iterdir() if p.suffix in CAPTURE_SUFFIXES and p.is_file()):
                     st = path.stat()
-                    if path in taken or self.probe.ledger.done(path):
+                    if self.probe.ledger.done(path):
                         continue
                     if sizes.get(path) != st.st_size:  # new or still growing: look again next poll
                         sizes[path] = st.st_size
                         continue
-                    taken.add(path)
-                    mtp3 = self.config.probe["mtp3"]
-                    ahead.append((path, st, pool.submit(decode_to_ipc, str(path), mtp3) if pool else None))
-                    if len(ahead) > max(1, workers):
-                        self._hand_over(*ahead.popleft())
-                while ahead:  # nothing new: finish what is in flight
-                    self._hand_over(*ahead.popleft())
+                    if self.stop.is_set():
+                        break
+                    try:
+                        self._hand_over(path, st, decoder)
+                    except Exception:  # an unreadable file is logged, counted and filed; the probe goes on
+                        log.exception("capture file %s could not be decoded", path)
+                        self.probe.metrics.inc("sigloc_decode_errors_total", reason="file.unreadable")
+                        self.probe.ledger.mark(path, st.st_size, st.st_mtime)
                 self.stop.wait(self.poll_s)
         finally:
-            if pool:
-                pool.shutdown(cancel_futures=True)
+            if decoder:
+                decoder.close()
 
-    def _hand_over(self, path: Path, st, future) -> None:
+    def _hand_over(self, path: Path, st, decoder: "_DecodeWorker | None") -> None:
         """Queue one file's message batches for the pipeline, then the marker that files it in the ledger."""
-        if future is None:
+        if decoder is None:
             state = DecodeState()
             batches = decode_file(path, state, mtp3_standard=self.config.probe["mtp3"])
         else:
-            blobs, payloads, anomalies = future.result()
-            batches = (pa.ipc.open_stream(b).read_all() for b in blobs)
+            batches = decoder.decode(path)
         for n, messages in enumerate(batches):
             self.queue.put((messages, f"{path.name}:{st.st_size}:{n}"))
-        if future is None:
-            payloads, anomalies = state.payloads, dict(state.anomalies)
+        payloads, anomalies = (state.payloads, dict(state.anomalies)) if decoder is None else decoder.stats
         self.queue.put((_DONE, (path, st.st_size, st.st_mtime, payloads, anomalies)))
 
     def _live(self, src: dict) -> None:
@@ -384,15 +380,49 @@ def json_logging(level: int = logging.INFO) -> None:
     log.setLevel(level)
 
 
-def decode_to_ipc(path: str, mtp3: str) -> tuple[list[bytes], int, dict[str, int]]:
-    """Decode one capture file in a worker process; batches come back as Arrow IPC streams (cheap to pickle)."""
-    state, blobs = DecodeState(), []
-    for messages in decode_file(path, state, mtp3_standard=mtp3):
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, messages.schema) as writer:
-            writer.write_table(messages)
-        blobs.append(sink.getvalue().to_pybytes())
-    return blobs, state.payloads, dict(state.anomalies)
+class _DecodeWorker:
+    """A decoder in its own process: paths go in, Arrow IPC batches stream back as they are decoded."""
+
+    def __init__(self, mtp3: str):
+        ctx = get_context("spawn")  # a clean interpreter: the daemon's threads and chdb must not be forked
+        self.jobs, self.results = ctx.Queue(), ctx.Queue(maxsize=8)
+        self.process = ctx.Process(target=_decode_loop, args=(self.jobs, self.results, mtp3), daemon=True,
+                                   name="sigloc-decode")
+        self.process.start()
+        self.stats: tuple[int, dict[str, int]] = (0, {})
+
+    def decode(self, path: Path):
+        self.jobs.put(str(path))
+        while True:
+            kind, value = self.results.get()
+            if kind == "batch":
+                yield pa.ipc.open_stream(value).read_all()
+            elif kind == "done":
+                self.stats = value
+                return
+            else:
+                raise RuntimeError(f"decode worker failed on {path}: {value}")
+
+    def close(self) -> None:
+        self.jobs.put(None)
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+def _decode_loop(jobs, results, mtp3: str) -> None:
+    while (path := jobs.get()) is not None:
+        state = DecodeState()
+        try:
+            for messages in decode_file(path, state, mtp3_standard=mtp3):
+                sink = pa.BufferOutputStream()
+                with pa.ipc.new_stream(sink, messages.schema) as writer:
+                    writer.write_table(messages)
+                results.put(("batch", sink.getvalue().to_pybytes()))
+        except Exception as err:  # reported to the daemon, which logs it; the worker takes the next file
+            results.put(("error", repr(err)))
+            continue
+        results.put(("done", (state.payloads, dict(state.anomalies))))
 
 
 def _secret(path: Path) -> bytes:

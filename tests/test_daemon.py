@@ -242,3 +242,24 @@ def test_api_and_trigger_stream_hold_under_load_while_the_pipeline_runs(city, tm
     assert errors == []
     assert len(seen) == len(set(seen)) == len(receiver.accepted) > 0
     assert set(seen) == set(receiver.accepted)
+
+
+def test_a_garbage_file_is_counted_and_skipped_and_the_next_one_still_processed(city, tmp_path):
+    from appliance.config import load_config
+    from appliance.daemon import Daemon
+
+    root = tmp_path / "probe"
+    root.mkdir()
+    receiver = Receiver()
+    daemon = Daemon(load_config(site(root, city, receiver.port, free_port())), root / "state", poll_s=0.1,
+                    web=False)
+    daemon.start()
+    try:
+        (root / "incoming" / "a_garbage.pcap").write_bytes(b"this is not a capture file" * 100)
+        shutil.copy(city / "capture.pcap", root / "incoming" / "b_capture.pcap")
+        wait_for(lambda: daemon.probe.metrics.total("sigloc_files_total") >= 1, 120, "the good file processed")
+    finally:
+        daemon.shutdown()
+        receiver.stop()
+    assert daemon.probe.metrics.value("sigloc_decode_errors_total", reason="file.unreadable") == 1
+    assert daemon.probe.metrics.total("sigloc_messages_total") > 1000
