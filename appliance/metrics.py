@@ -16,10 +16,9 @@ METRICS: dict[str, tuple[str, str]] = {
     "sigloc_events_total": ("counter", "Behaviour events derived, by kind"),
     "sigloc_detections_total": ("counter", "Fence detections, by kind"),
     "sigloc_triggers_total": ("counter", "Campaign triggers, by decision"),
-    "sigloc_deliveries_total": ("counter", "Trigger deliveries to the campaign engine, by status"),
     "sigloc_files_total": ("counter", "Capture files processed from watched directories"),
     "sigloc_spool_depth": ("gauge", "Batches waiting in the spool for ClickHouse"),
-    "sigloc_outbox_pending": ("gauge", "Triggers waiting to be delivered"),
+    "sigloc_outbox": ("gauge", "Trigger records in the outbox, by status: pending, delivered, dead"),
     "sigloc_lag_seconds": ("gauge", "Wall-clock time minus the newest event time processed"),
 }
 

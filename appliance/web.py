@@ -174,7 +174,8 @@ def create_app(state: WebState) -> FastAPI:
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics(who: Principal = Depends(need("metrics"))):
         if state.outbox is not None:
-            state.metrics.set("sigloc_outbox_pending", state.outbox.counts()["pending"])
+            for status, n in state.outbox.counts().items():
+                state.metrics.set("sigloc_outbox", n, status=status)
         return state.metrics.render()
 
     @app.get("/api/status")

@@ -199,3 +199,16 @@ def test_the_submitter_cannot_approve_their_own_campaign(web):
 def test_bad_campaigns_are_refused_with_the_field(web, change, message):
     r = web("marketer").post("/api/campaigns", json={**WELCOME, **change})
     assert r.status_code == 422 and message in r.json()["detail"], r.text
+
+
+def test_every_route_and_metric_is_documented(web):
+    from pathlib import Path
+
+    from appliance.metrics import METRICS
+    doc = (Path(__file__).parent.parent / "docs" / "appliance.md").read_text()
+    for route in web.app.routes:
+        if isinstance(route, APIRoute) and route.path not in ("/login", "/logout", "/healthz",
+                                                              "/static/{lib}/{path:path}"):
+            assert route.path.split("{")[0].rstrip("/") in doc, route.path
+    for name in METRICS:
+        assert f"`{name}" in doc, name
