@@ -88,7 +88,9 @@ class Probe:
         ref = config.reference
         self.catalogue = Catalogue.load(ref["cells"])
         self.origins = Origins.load(ref["segments"] or None, home_mcc=mcc, home_province=probe["home_province"])
-        self.deriver = EventDeriver(EventConfig(probe["id"], mcc, mnc))
+        self.deriver = EventDeriver(EventConfig(
+            probe["id"], mcc, mnc, province_of=lambda imsi: self.origins.home(imsi).province,
+            home_province=probe["home_province"] or None))
         self.identity_snapshot = state_dir / "identity.json.gz"
         if self.identity_snapshot.exists():
             self.deriver.restore(self.identity_snapshot)
