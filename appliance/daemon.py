@@ -87,7 +87,8 @@ class Probe:
                            tz=probe["timezone"])
         ref = config.reference
         self.catalogue = Catalogue.load(ref["cells"])
-        self.origins = Origins.load(ref["segments"] or None, home_mcc=mcc, home_province=probe["home_province"])
+        home = {"home_province": probe["home_province"]} if probe["home_province"] else {}
+        self.origins = Origins.load(ref["segments"] or None, home_mcc=mcc, **home)
         self.deriver = EventDeriver(EventConfig(
             probe["id"], mcc, mnc, province_of=lambda imsi: self.origins.home(imsi).province,
             home_province=probe["home_province"] or None))
