@@ -451,7 +451,7 @@ def create_app(state: WebState) -> FastAPI:
  <p class="who">{html.escape(who.name)} ({who.role})</p>
  <h2>Fences</h2><ul id="fences"></ul>
  <h2>New fence</h2>
- <p>Draw a polygon, rectangle or circle on the map.</p>
+ <p>Draw a polygon, rectangle or circle on the map, or use "Pick H3 cells" / "Pick cells" and then Preview.</p>
  <label>Name <input id="fence-name" value="new_fence"></label>
  <div id="editor" hidden>
   <p id="candidate-count"></p>

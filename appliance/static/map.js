@@ -1,4 +1,5 @@
-// The fence editor: draw a polygon or circle, see the base stations inside, untick some, save the fence.
+// The fence editor: draw a polygon or circle, or pick H3 cells or cell markers by clicking; see the base
+// stations inside, untick some, save the fence.
 (function () {
   "use strict";
   const cfg = window.SIGLOC;
@@ -9,6 +10,10 @@
   const fenceLayer = L.featureGroup().addTo(map);
   const markers = {};
   let drawn = null;  // the fence document of the shape being edited
+
+  // The pick tools: "h3" (each map click toggles the H3 cell under it) or "cells" (each marker click toggles
+  // that cell); the picked ids are the fence, so the picks are kept here until "Preview" posts them.
+  const picker = { mode: null, h3: new Map(), cells: new Set(), layer: L.featureGroup().addTo(map) };
 
   async function api(path, options) {
     const response = await fetch(path, Object.assign({ headers: { "Content-Type": "application/json" } }, options));
@@ -28,6 +33,7 @@
       const [lon, lat] = f.geometry.coordinates;
       const m = L.circleMarker([lat, lon], { radius: 4, color: "#555", weight: 1, fillOpacity: 0.8 });
       m.bindTooltip(f.properties.key + " " + f.properties.site);
+      m.on("click", () => { if (picker.mode === "cells") { togglePickedCell(f.properties.key); } });
       m.addTo(cellLayer);
       markers[f.properties.key] = m;
       bounds.push([lat, lon]);
@@ -86,11 +92,86 @@
     } catch (err) { status.textContent = err.message; }
   };
 
+  function showPickCount() {
+    const n = picker.mode === "h3" ? picker.h3.size : picker.cells.size;
+    document.getElementById("pick-count").textContent =
+      picker.mode ? `${n} ${picker.mode === "h3" ? "H3 cells" : "cells"} picked` : "";
+    document.getElementById("pick-preview").disabled = !picker.mode || n === 0;
+  }
+
+  function togglePickedCell(key) {
+    if (picker.cells.has(key)) { picker.cells.delete(key); paint([key], "#555"); }
+    else { picker.cells.add(key); paint([key], "#ff7f0e"); }
+    showPickCount();
+  }
+
+  async function togglePickedH3(latlng) {
+    const res = document.getElementById("h3-res").value;
+    try {
+      const hit = await api(`/api/h3?lat=${latlng.lat}&lon=${latlng.lng}&res=${res}`);
+      if (picker.mode !== "h3" || document.getElementById("h3-res").value !== res) { return; }  // tool changed
+      if (picker.h3.has(hit.cell)) {
+        picker.layer.removeLayer(picker.h3.get(hit.cell));
+        picker.h3.delete(hit.cell);
+      } else {
+        const hex = L.polygon(hit.boundary, { color: "#ff7f0e", weight: 2, fillOpacity: 0.2, interactive: false });
+        hex.addTo(picker.layer);
+        picker.h3.set(hit.cell, hex);
+      }
+      showPickCount();
+    } catch (err) { document.getElementById("save-status").textContent = err.message; }
+  }
+
+  // Switching tools (or starting a Leaflet.draw shape) drops the picks of the previous tool.
+  function setPickMode(mode) {
+    picker.layer.clearLayers();
+    picker.h3.clear();
+    paint([...picker.cells], "#555");
+    picker.cells.clear();
+    picker.mode = mode;
+    Object.values(markers).forEach(m => m.setRadius(mode === "cells" ? 7 : 4));  // bigger targets to click
+    if (mode) { fenceLayer.clearLayers(); }
+    for (const [id, tool] of [["pick-h3", "h3"], ["pick-cells", "cells"]]) {
+      const button = document.getElementById(id);
+      button.classList.toggle("active", mode === tool);
+      button.style.background = mode === tool ? "#ffd8a8" : "";
+    }
+    document.getElementById("h3-res").disabled = mode === "cells";
+    showPickCount();
+  }
+
+  const PickControl = L.Control.extend({
+    options: { position: "topleft" },
+    onAdd() {
+      const box = L.DomUtil.create("div", "leaflet-bar sigloc-pick");
+      box.style.cssText = "background:#fff;padding:4px;display:flex;flex-direction:column;gap:3px;font-size:12px";
+      const resOptions = [6, 7, 8, 9, 10].map(r => `<option value="${r}"${r === 8 ? " selected" : ""}>${r}</option>`);
+      box.innerHTML = `<button type="button" id="pick-h3">Pick H3 cells</button>` +
+        `<label>H3 res <select id="h3-res">${resOptions.join("")}</select></label>` +
+        `<button type="button" id="pick-cells">Pick cells</button>` +
+        `<button type="button" id="pick-preview" disabled>Preview</button><span id="pick-count"></span>`;
+      L.DomEvent.disableClickPropagation(box);
+      L.DomEvent.disableScrollPropagation(box);
+      return box;
+    },
+  });
+
   if (cfg.canWrite) {
     map.addControl(new L.Control.Draw({
       edit: { featureGroup: fenceLayer, remove: false },
       draw: { polyline: false, marker: false, circlemarker: false, rectangle: true, polygon: true, circle: true },
     }));
+    map.addControl(new PickControl());  // below the draw toolbar
+    document.getElementById("pick-h3").onclick = () => setPickMode(picker.mode === "h3" ? null : "h3");
+    document.getElementById("pick-cells").onclick = () => setPickMode(picker.mode === "cells" ? null : "cells");
+    document.getElementById("h3-res").onchange = () => { if (picker.mode === "h3") { setPickMode("h3"); } };
+    document.getElementById("pick-preview").onclick = () => {
+      const name = document.getElementById("fence-name").value;
+      const cells = picker.mode === "h3" ? [...picker.h3.keys()] : [...picker.cells];
+      preview({ kind: picker.mode, name: name, cells: cells });
+    };
+    map.on("click", (e) => { if (picker.mode === "h3") { togglePickedH3(e.latlng); } });
+    map.on(L.Draw.Event.DRAWSTART, () => setPickMode(null));
     map.on(L.Draw.Event.CREATED, (e) => {
       fenceLayer.clearLayers();
       fenceLayer.addLayer(e.layer);
