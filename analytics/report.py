@@ -3,8 +3,8 @@
 A *visit* is an enter trigger up to the next exit (or the end of the period when the visitor is still
 inside). Footfall per hour counts distinct visitors whose visit overlaps the hour; origin counts
 distinct visitors by home country and, for domestic visitors, province. Every count below ``k`` is
-suppressed (merged into one "other" row, itself shown only as "<k" when still small), so a client never
-learns about an individual. Output: ``report.html`` (tables + link to the map), ``map.html`` (folium,
+suppressed (merged into one "other" row, topped up from the smallest rows until it reaches k), so a
+client never learns about an individual. Output: ``report.html`` (tables + link to the map), ``map.html`` (folium,
 Leaflet served from the report's own ``assets/``), and each table as CSV.
 """
 
@@ -30,7 +30,7 @@ DWELL_BINS = [(0, 900, "< 15 min"), (900, 1800, "15-30 min"), (1800, 3600, "30-6
 
 VISITS_SQL = """
 SELECT subscriber, home_country, home_province, home_city, t_in,
-       if(k_next = 'exit', t_next, toDateTime64({end:Float64}, 6, 'UTC')) AS t_out
+       if(k_next = 'exit', t_next, toDateTime64({end:Float64}, 6, 'UTC')) AS t_out, k_next = 'exit' AS closed
 FROM (
     SELECT subscriber, home_country, home_province, home_city, kind, ts AS t_in,
            leadInFrame(ts, 1, toDateTime64({end:Float64}, 6, 'UTC')) OVER w AS t_next,
@@ -82,12 +82,18 @@ class FenceReport:
 
 
 def suppress(table: pd.DataFrame, k: int, label: str = "Other (small groups)") -> pd.DataFrame:
-    """Merge rows whose count is below k into one row; if that row is still below k, blank its count."""
-    big = table[table["visitors"] >= k].copy()
-    small = table[table["visitors"] < k]
-    if len(small):
-        other = pd.DataFrame({"origin": [label], "visitors": [int(small["visitors"].sum())]})
-        big = pd.concat([big, other], ignore_index=True)
+    """Merge rows whose count is below k into one "other" row; while that row is still below k, merge the
+    smallest shown row into it too, so that no small count can be recovered by subtracting the shown rows from
+    a total; blank it only when the whole table is below k. ``table`` is sorted by count, largest first."""
+    big = table[table["visitors"] >= k].sort_values("visitors", ascending=False, kind="stable")
+    small = int(table.loc[table["visitors"] < k, "visitors"].sum())
+    merged = (table["visitors"] < k).any()
+    while merged and small < k and len(big):
+        small += int(big["visitors"].iloc[-1])
+        big = big.iloc[:-1]
+    big = big.copy()
+    if merged:
+        big = pd.concat([big, pd.DataFrame({"origin": [label], "visitors": [small]})], ignore_index=True)
     total = big["visitors"].sum()
     big["share"] = (big["visitors"] / total).round(4) if total else 0.0
     big["visitors"] = big["visitors"].astype("Int64")
@@ -114,12 +120,16 @@ def build_report(store: Store, fence: str, fence_cells: list[str], start: float,
     dwell = pd.DataFrame({"bucket": [b[2] for b in DWELL_BINS],
                           "visits": [int(((dwell_s >= lo) & (dwell_s < hi)).sum()) for lo, hi, _ in DWELL_BINS]})
     dwell["visits"] = dwell["visits"].astype("Int64").where(dwell["visits"] >= k)
-    heat = q(CELL_HEAT_SQL) if fence_cells else pd.DataFrame()
-    if heat.empty:  # an empty result comes back without columns
-        heat = pd.DataFrame({"cell": pd.Series(dtype=str), "visitors": pd.Series(dtype=int)})
-    heat = heat[heat["visitors"] >= k].reset_index(drop=True)
     return FenceReport(fence, start, end, k, int(visits["subscriber"].nunique()), hourly, by_country, by_province,
-                       dwell, heat, tz)
+                       dwell, cell_heat(store, fence_cells, start, end, k), tz)
+
+
+def cell_heat(store: Store, fence_cells: list[str], start: float, end: float, k: int = DEFAULT_K) -> pd.DataFrame:
+    """Distinct subscribers per fence cell in the period (cells below k left out): the map's heat."""
+    heat = store.query(CELL_HEAT_SQL, {"cells": fence_cells, "start": start, "end": end}) if fence_cells else None
+    if heat is None or heat.empty:  # an empty result comes back without columns
+        heat = pd.DataFrame({"cell": pd.Series(dtype=str), "visitors": pd.Series(dtype=int)})
+    return heat[heat["visitors"] >= k].reset_index(drop=True)
 
 
 def _color(value: float, top: float) -> str:
@@ -150,49 +160,70 @@ def write_map(path: Path, fence: Fence, catalogue: Catalogue, fence_cells: list[
     fmap.save(str(path))
 
 
+COUNT_COLUMNS = ("visitors", "visits", "value", "subscribers", "converted", "recipients", "opt_outs")
+STYLE = """<style>body{font-family:sans-serif;margin:2em;max-width:1100px} table.t{border-collapse:collapse}
+table.t td,table.t th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}
+iframe{width:100%;height:520px;border:1px solid #ccc}</style>"""
+
+
 def _table_html(df: pd.DataFrame, k: int) -> str:
     """A suppressed count shows as "<k" (its share as blank): the client sees that a group exists, not its size."""
     shown = df.astype(object).where(df.notna(), "")
-    if "visitors" in df or "visits" in df:
-        column = "visitors" if "visitors" in df else "visits"
-        shown.loc[df[column].isna(), column] = f"<{k}"
+    for column in COUNT_COLUMNS:
+        if column in df:
+            shown.loc[df[column].isna(), column] = f"<{k}"
     return shown.to_html(index=False, escape=True, border=0, classes="t")
 
 
-def write_report(report: FenceReport, out_dir: str | Path, fence: Fence, catalogue: Catalogue,
-                 fence_cells: list[str]) -> Path:
-    """Write report.html, map.html, assets/ and the CSV tables; return the report.html path."""
-    out = Path(out_dir)
+def copy_assets(out: Path) -> None:
+    """The vendored Leaflet beside the report, so it renders offline."""
     (out / "assets").mkdir(parents=True, exist_ok=True)
     for name in ("leaflet.js", "leaflet.css", "LICENSE-leaflet.txt"):
         with resources.files("analytics").joinpath(f"assets/{name}").open("rb") as src, \
                 open(out / "assets" / name, "wb") as dst:
             shutil.copyfileobj(src, dst)
-    write_map(out / "map.html", fence, catalogue, fence_cells, report.cell_heat)
-    tables = {"footfall_hourly": report.hourly, "origin_country": report.by_country,
-              "origin_province": report.by_province, "dwell": report.dwell}
+
+
+def period_text(start: float, end: float, tz: str) -> str:
+    zone = ZoneInfo(tz)
+    return " – ".join(datetime.fromtimestamp(t, zone).strftime("%Y-%m-%d %H:%M") for t in (start, end)) + f" ({tz})"
+
+
+def write_page(out_dir: str | Path, title: str, intro: str, tables: dict[str, pd.DataFrame],
+               titles: dict[str, str], k: int, with_map: bool = False) -> Path:
+    """report.html (intro, the map when written, one section per table) and each table as <name>.csv."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     for name, df in tables.items():
         df.to_csv(out / f"{name}.csv", index=False)
-    zone = ZoneInfo(report.tz)
-    period = " – ".join(datetime.fromtimestamp(t, zone).strftime("%Y-%m-%d %H:%M") for t in (report.start, report.end))
-    period += f" ({report.tz})"
-    sections = "\n".join(
-        f"<h2>{title}</h2>{_table_html(tables[name], report.k)}<p><a href='{name}.csv'>{name}.csv</a></p>"
-        for title, name in [("Visitors per hour", "footfall_hourly"), ("Origin by country", "origin_country"),
-                            ("Origin by province (domestic visitors)", "origin_province"),
-                            ("Dwell time", "dwell")])
+    sections = "\n".join(f"<h2>{html.escape(titles.get(name, name))}</h2>{_table_html(tables[name], k)}"
+                         f"<p><a href='{name}.csv'>{name}.csv</a></p>" for name in tables)
+    frame = '<iframe src="map.html" title="map"></iframe>' if with_map else ""
     page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{html.escape(report.fence)} — visitor report</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} table.t{{border-collapse:collapse}}
-table.t td,table.t th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}}
-iframe{{width:100%;height:520px;border:1px solid #ccc}}</style></head><body>
-<h1>{html.escape(report.fence)}</h1>
-<p>Period {period}. Distinct visitors: <b>{report.visitors if report.visitors >= report.k else f'&lt;{report.k}'}</b>.
-Counts below {report.k} are suppressed; no individual data is shown.</p>
-<iframe src="map.html" title="map"></iframe>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+{STYLE}</head><body>
+<h1>{html.escape(title)}</h1>
+<p>{intro} Counts below {k} are suppressed; no individual data is shown.</p>
+{frame}
 {sections}
 </body></html>
 """
     path = out / "report.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def write_report(report: FenceReport, out_dir: str | Path, fence: Fence, catalogue: Catalogue,
+                 fence_cells: list[str]) -> Path:
+    """Write report.html, map.html, assets/ and the CSV tables; return the report.html path."""
+    out = Path(out_dir)
+    copy_assets(out)
+    write_map(out / "map.html", fence, catalogue, fence_cells, report.cell_heat)
+    tables = {"footfall_hourly": report.hourly, "origin_country": report.by_country,
+              "origin_province": report.by_province, "dwell": report.dwell}
+    titles = {"footfall_hourly": "Visitors per hour", "origin_country": "Origin by country",
+              "origin_province": "Origin by province (domestic visitors)", "dwell": "Dwell time"}
+    shown = report.visitors if report.visitors >= report.k else f"&lt;{report.k}"
+    intro = (f"Period {html.escape(period_text(report.start, report.end, report.tz))}. "
+             f"Distinct visitors: <b>{shown}</b>.")
+    return write_page(out, f"{report.fence} — visitor report", intro, tables, titles, report.k, with_map=True)

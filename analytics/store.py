@@ -10,6 +10,7 @@ in a local spool (analytics/spool.py) and are replayed, in order, once it answer
 """
 
 import hashlib
+import logging
 import hmac
 import os
 import secrets
@@ -33,6 +34,8 @@ __all__ = ["DATABASE", "Store", "StoreError", "StoreUnreachable"]
 
 SUBJECT_CACHE_MAX = 5_000_000  # distinct IMSIs kept in the per-store lookup cache before it starts afresh
 
+
+log = logging.getLogger("sigloc")
 
 def _dict(column: pa.ChunkedArray | pa.Array, fill: str = "") -> pa.Array:
     """A string column dictionary-encoded: LowCardinality columns and repeated values load faster."""
@@ -102,8 +105,8 @@ class Store:
         self.applied_migrations: list[int] = []  # versions this open applied (empty when already current)
         try:
             self._connect()
-        except StoreUnreachable:
-            pass  # inserts go to the spool meanwhile; the next insert, query or replay() tries again
+        except StoreUnreachable as err:  # inserts go to the spool meanwhile; the next insert, query or replay()
+            log.warning("%s; spooling to %s until it answers", err, self.spool.directory)  # tries again
 
     # -- connection and schema ------------------------------------------------------------------------
 

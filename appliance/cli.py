@@ -22,12 +22,13 @@ from capture.errors import DecodeError
 from capture.live import DEFAULT_BPF, DumpcapSource, PacketSocketSource, Stop
 from decoders.decode import DecodeState, decode_batches, decode_file
 from decoders.events import EventConfig, derive_events
+from decoders.tables import TableError
 from geofence.cells import Catalogue, CatalogueError
 from geofence.fences import DEFAULT_MIN_OVERLAP, FenceError, compile_fence, load_fence
 
 TRUNCATED_FILE = "pcap.truncated_record"
-USER_ERRORS = (ConfigError, DecodeError, CatalogueError, FenceError, SegmentError, StoreError, FileNotFoundError,
-               IsADirectoryError, PermissionError)
+USER_ERRORS = (ConfigError, TableError, DecodeError, CatalogueError, FenceError, SegmentError, StoreError,
+               FileNotFoundError, IsADirectoryError, PermissionError)
 
 
 def _write(tables, fmt: str, out: str | None) -> int:
@@ -262,6 +263,141 @@ def demo(out_dir, subscribers, store_url, k):
     _run_job(info["capture"], city / "cells.csv", city / "west_lake.geojson", city / "number_segments.csv",
              store_url, out / "report", k, restore=info["previous_state"])
     click.echo(f"done in {time.monotonic() - started:.0f} s")
+
+
+@cli.group()
+def report():
+    """Client reports from the store (footfall, visitor origin, campaign effect): report.html + one CSV per table."""
+
+
+def _instant(value: str, tz: str) -> float:
+    """--from/--to: ISO 8601 date or date-time (in --tz unless it carries an offset) or epoch seconds."""
+    from datetime import datetime  # noqa: PLC0415
+    from zoneinfo import ZoneInfo  # noqa: PLC0415
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 date/time or epoch seconds") from None
+    return (t if t.tzinfo else t.replace(tzinfo=ZoneInfo(tz))).timestamp()
+
+
+def _report_options(fn):
+    for option in reversed([
+        click.option("--clickhouse", "store_url", default="chdb://sigloc-data", show_default=True,
+                     help="chdb://<dir> for the embedded engine, or http(s)://host:port for a server."),
+        click.option("--from", "start", required=True, help="Period start: 2026-05-01, 2026-05-01T08:00 or epoch s."),
+        click.option("--to", "end", required=True, help="Period end (same forms as --from)."),
+        click.option("--out", "out_dir", default="out/report", show_default=True, type=click.Path(file_okay=False)),
+        click.option("-k", "k", default=DEFAULT_K, show_default=True, help="Suppress counts below k."),
+        click.option("--tz", default="Asia/Shanghai", show_default=True, help="The client's time zone."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def _open_store(store_url):
+    from analytics.store import Store  # noqa: PLC0415
+    return Store(store_url)
+
+
+@report.command("footfall")
+@click.option("--fence", required=True, help="Fence name (as in the triggers table).")
+@_report_options
+@click.option("--cells", "cells_file", type=click.Path(exists=True, dir_okay=False),
+              help="Cell catalogue CSV: with --fence-file, adds a map of visitors per fence cell.")
+@click.option("--fence-file", type=click.Path(exists=True, dir_okay=False), help="The fence's GeoJSON (for the map).")
+def report_footfall(fence, store_url, start, end, out_dir, k, tz, cells_file, fence_file):
+    """Unique visitors per hour and day, the hourly curve, peak hour, dwell, repeat and new vs returning."""
+    from analytics.footfall import footfall  # noqa: PLC0415
+    from analytics.report import cell_heat, copy_assets, period_text, write_map, write_page  # noqa: PLC0415
+    if bool(cells_file) != bool(fence_file):
+        raise click.UsageError("the map needs both --cells and --fence-file")
+    t0, t1 = _instant(start, tz), _instant(end, tz)
+    store = _open_store(store_url)
+    try:
+        rep = footfall(store, fence, t0, t1, k=k, tz=tz)
+        if fence_file:
+            shape, catalogue = load_fence(fence_file), Catalogue.load(cells_file)
+            cells = compile_fence(shape, catalogue)
+            heat = cell_heat(store, cells, t0, t1, k)
+    finally:
+        store.close()
+    if fence_file:
+        copy_assets(Path(out_dir))
+        write_map(Path(out_dir) / "map.html", shape, catalogue, cells, heat)
+    path = write_page(out_dir, f"{fence} — footfall", f"Period {period_text(t0, t1, tz)}.", rep.tables(),
+                      FOOTFALL_TITLES, k, with_map=bool(fence_file))
+    click.echo(f"report: {path.resolve()}")
+
+
+@report.command("origin")
+@click.option("--fence", required=True, help="Fence name (as in the triggers table).")
+@_report_options
+@click.option("--resident-nights", default=3, show_default=True, help="Nights inside (00-06) to count as resident.")
+@click.option("--commuter-days", default=3, show_default=True, help="Daytime-only days to count as commuter.")
+def report_origin(fence, store_url, start, end, out_dir, k, tz, resident_nights, commuter_days):
+    """Visitors by home country, province and city, resident/commuter/tourist/day-tripper, share per day."""
+    from analytics.footfall import origin  # noqa: PLC0415
+    from analytics.report import period_text, write_page  # noqa: PLC0415
+    t0, t1 = _instant(start, tz), _instant(end, tz)
+    store = _open_store(store_url)
+    try:
+        rep = origin(store, fence, t0, t1, k=k, tz=tz, resident_nights=resident_nights, commuter_days=commuter_days)
+    finally:
+        store.close()
+    path = write_page(out_dir, f"{fence} — visitor origin", f"Period {period_text(t0, t1, tz)}.", rep.tables(),
+                      ORIGIN_TITLES, k)
+    click.echo(f"report: {path.resolve()}")
+
+
+@report.command("effect")
+@_report_options
+@click.option("--outcomes", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Outcome CSV: imsi or msisdn, outcome, ts (subscriptions, purchases).")
+@click.option("--mass-send", type=click.Path(exists=True, dir_okay=False),
+              help="CSV (imsi or msisdn) of a mass send's recipients: the baseline group.")
+@click.option("--opt-outs", type=click.Path(exists=True, dir_okay=False), help="Opt-out/complaint CSV: imsi or "
+              "msisdn, ts.")
+@click.option("--msisdn", "msisdn_file", type=click.Path(exists=True, dir_okay=False),
+              help="IMSI→MSISDN table (imsi, msisdn) to resolve MSISDN keys.")
+@click.option("--campaign", help="Only this campaign (default: every campaign with decisions in the period).")
+@click.option("--window-days", default=7.0, show_default=True, help="How long after the message an outcome counts.")
+def report_effect(store_url, start, end, out_dir, k, tz, outcomes, mass_send, opt_outs, msisdn_file, campaign,
+                  window_days):
+    """Conversion of triggered vs control vs mass send with 95 % Wilson intervals; opt-outs per campaign."""
+    from analytics.effect import effect, msisdn_index, read_subscribers  # noqa: PLC0415
+    from analytics.report import period_text, write_page  # noqa: PLC0415
+    from decoders.tables import read_msisdn  # noqa: PLC0415
+    t0, t1 = _instant(start, tz), _instant(end, tz)
+    index = msisdn_index(read_msisdn(msisdn_file)) if msisdn_file else None
+    store = _open_store(store_url)
+    try:
+        read = lambda path, fields=(): read_subscribers(path, store.pseudonym, index, fields, tz)  # noqa: E731
+        results = read(outcomes, ("outcome", "ts"))
+        rep = effect(store, t0, t1, results, read(mass_send) if mass_send else None,
+                     read(opt_outs, ("ts",)) if opt_outs else None, campaign, k, window_days)
+    finally:
+        store.close()
+    intro = (f"Decisions {period_text(t0, t1, tz)}; an outcome counts within {window_days:g} days of the message. "
+             f"{results.attrs['unmatched']} outcome row(s) named an MSISDN not in the IMSI→MSISDN table.")
+    path = write_page(out_dir, "Campaign effect", intro, rep.tables(), EFFECT_TITLES, k)
+    click.echo(f"report: {path.resolve()}")
+
+
+FOOTFALL_TITLES = {"footfall_summary": "Summary", "footfall_hourly": "Unique visitors per hour",
+                   "footfall_daily": "Unique visitors per day",
+                   "footfall_curve": "Hourly curve (mean unique visitors per day)",
+                   "dwell": "Dwell time (closed visits)"}
+ORIGIN_TITLES = {"origin_country": "Origin by country", "origin_province": "Origin by province (domestic)",
+                 "origin_city": "Origin by city", "visitor_class": "Resident / commuter / tourist / day-tripper",
+                 "origin_daily": "Origin share per day"}
+EFFECT_TITLES = {"conversion": "Conversion by group (95 % Wilson interval)",
+                 "difference": "Difference in conversion (95 % Newcombe interval)",
+                 "opt_outs": "Opt-outs and complaints per campaign"}
 
 
 @cli.command("check-config")

@@ -52,7 +52,8 @@ def read_json(path: str | Path, error=TableError):
         raise error(f"{path}:{err.lineno}: not JSON: {err.msg}") from None
 
 
-def _digits(path, line: int, field: str, text: str, lengths: range) -> str:
+def digits(path, line: int, field: str, text: str, lengths: range) -> str:
+    """The field, checked to be only digits of an allowed length (IMSI, TAC, ...); TableError otherwise."""
     if not (text.isdigit() and len(text) in lengths):
         count = f"{lengths.start}" if len(lengths) == 1 else f"{lengths.start}-{lengths.stop - 1}"
         raise TableError(f"{path}:{line}: field '{field}': {text!r} is not {count} digits")
@@ -72,7 +73,7 @@ def read_msisdn(path: str | Path) -> dict[str, str]:
     out: dict[str, str] = {}
     seen: dict[str, int] = {}
     for line, row in csv_rows(path, ("imsi", "msisdn")):
-        imsi = _digits(path, line, "imsi", row["imsi"], range(6, 16))
+        imsi = digits(path, line, "imsi", row["imsi"], range(6, 16))
         msisdn = normalise_msisdn(row["msisdn"])
         if not set(row["msisdn"]) <= _PHONE_CHARS or not 5 <= len(msisdn) <= 15:
             raise TableError(f"{path}:{line}: field 'msisdn': {row['msisdn']!r} is not a phone number")
@@ -88,7 +89,7 @@ def read_tac(path: str | Path) -> dict[str, tuple[str, str]]:
     out: dict[str, tuple[str, str]] = {}
     seen: dict[str, int] = {}
     for line, row in csv_rows(path, ("tac", "brand", "model")):
-        tac = _digits(path, line, "tac", row["tac"], range(8, 9))
+        tac = digits(path, line, "tac", row["tac"], range(8, 9))
         if not row["brand"]:
             raise TableError(f"{path}:{line}: field 'brand': empty")
         if tac in seen:

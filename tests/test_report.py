@@ -109,13 +109,16 @@ def test_small_counts_are_suppressed(stored):
     assert rep.hourly["visitors"].dropna().ge(15).all()
 
 
-def test_suppress_merges_then_blanks():
+def test_suppress_merges_small_rows_until_the_merge_reaches_k():
     table = pd.DataFrame({"origin": ["A", "B", "C", "D"], "visitors": [40, 20, 6, 5]})
-    out = suppress(table, 15)
-    assert out["origin"].tolist() == ["A", "B", "Other (small groups)"]
-    assert out["visitors"].tolist()[:2] == [40, 20] and pd.isna(out["visitors"].iloc[2])
+    out = suppress(table, 15)  # 6 + 5 < 15 would be recoverable as total - 60: B joins the merge
+    assert out["origin"].tolist() == ["A", "Other (small groups)"] and out["visitors"].tolist() == [40, 31]
     out = suppress(pd.DataFrame({"origin": ["A", "C", "D"], "visitors": [40, 9, 8]}), 15)
     assert out["visitors"].tolist() == [40, 17]
+    out = suppress(pd.DataFrame({"origin": ["A", "B"], "visitors": [40, 20]}), 15)
+    assert out["origin"].tolist() == ["A", "B"]  # nothing small, nothing merged
+    out = suppress(pd.DataFrame({"origin": ["C", "D"], "visitors": [6, 5]}), 15)
+    assert out["origin"].tolist() == ["Other (small groups)"] and pd.isna(out["visitors"].iloc[0])
 
 
 def test_store_holds_no_imsi(stored):
