@@ -14,13 +14,16 @@ Visitor classes (one per visitor, first rule that holds):
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from analytics.report import DEFAULT_K, DEFAULT_TZ, VISITS_SQL, suppress
+from analytics.report import (DEFAULT_K, DEFAULT_TZ, VISITS_SQL, cell_heat, copy_assets, period_text, suppress,
+                              write_map, write_page)
 from analytics.schema import DWELL_BUCKETS_S
 from analytics.store import Store
+from geofence.fences import compile_fence
 
 NIGHT_HOURS = (0, 6)      # local hours [start, end) that count as "the night"
 RESIDENT_NIGHTS = 3
@@ -212,3 +215,23 @@ def origin(store: Store, fence: str, start: float, end: float, k: int = DEFAULT_
              else pd.DataFrame(columns=["day", "origin", "visitors", "share"]))
     return OriginReport(fence, start, end, k, _count(people, "home_country", k), _count(people, "home_province", k),
                         _count(people, "city", k), mask(by_class, "visitors", k, partition=True), daily, tz)
+
+
+FOOTFALL_TITLES = {"footfall_summary": "Summary", "footfall_hourly": "Unique visitors per hour",
+                   "footfall_daily": "Unique visitors per day",
+                   "footfall_curve": "Hourly curve (mean unique visitors per day)",
+                   "dwell": "Dwell time (closed visits)"}
+
+
+def write_footfall_report(store: Store, fence: str, start: float, end: float, out_dir: str | Path,
+                          k: int = DEFAULT_K, tz: str = DEFAULT_TZ, shape=None, catalogue=None) -> Path:
+    """report.html + CSVs of one fence's footfall (``sigloc report footfall`` and the web app's report page);
+    with the fence's shape and the catalogue, also a map of visitors per fence cell."""
+    rep = footfall(store, fence, start, end, k=k, tz=tz)
+    with_map = shape is not None and catalogue is not None
+    if with_map:
+        cells = compile_fence(shape, catalogue)
+        copy_assets(Path(out_dir))
+        write_map(Path(out_dir) / "map.html", shape, catalogue, cells, cell_heat(store, cells, start, end, k))
+    return write_page(out_dir, f"{fence} — footfall", f"Period {period_text(start, end, tz)}.", rep.tables(),
+                      FOOTFALL_TITLES, k, with_map=with_map)

@@ -312,25 +312,18 @@ def _open_store(store_url):
 @click.option("--fence-file", type=click.Path(exists=True, dir_okay=False), help="The fence's GeoJSON (for the map).")
 def report_footfall(fence, store_url, start, end, out_dir, k, tz, cells_file, fence_file):
     """Unique visitors per hour and day, the hourly curve, peak hour, dwell, repeat and new vs returning."""
-    from analytics.footfall import footfall  # noqa: PLC0415
-    from analytics.report import cell_heat, copy_assets, period_text, write_map, write_page  # noqa: PLC0415
+    from analytics.footfall import write_footfall_report  # noqa: PLC0415
     if bool(cells_file) != bool(fence_file):
         raise click.UsageError("the map needs both --cells and --fence-file")
     t0, t1 = _instant(start, tz), _instant(end, tz)
     store = _open_store(store_url)
     try:
-        rep = footfall(store, fence, t0, t1, k=k, tz=tz)
+        shape = catalogue = None
         if fence_file:
             shape, catalogue = load_fence(fence_file), Catalogue.load(cells_file)
-            cells = compile_fence(shape, catalogue)
-            heat = cell_heat(store, cells, t0, t1, k)
+        path = write_footfall_report(store, fence, t0, t1, out_dir, k=k, tz=tz, shape=shape, catalogue=catalogue)
     finally:
         store.close()
-    if fence_file:
-        copy_assets(Path(out_dir))
-        write_map(Path(out_dir) / "map.html", shape, catalogue, cells, heat)
-    path = write_page(out_dir, f"{fence} — footfall", f"Period {period_text(t0, t1, tz)}.", rep.tables(),
-                      FOOTFALL_TITLES, k, with_map=bool(fence_file))
     click.echo(f"report: {path.resolve()}")
 
 
@@ -388,10 +381,6 @@ def report_effect(store_url, start, end, out_dir, k, tz, outcomes, mass_send, op
     click.echo(f"report: {path.resolve()}")
 
 
-FOOTFALL_TITLES = {"footfall_summary": "Summary", "footfall_hourly": "Unique visitors per hour",
-                   "footfall_daily": "Unique visitors per day",
-                   "footfall_curve": "Hourly curve (mean unique visitors per day)",
-                   "dwell": "Dwell time (closed visits)"}
 ORIGIN_TITLES = {"origin_country": "Origin by country", "origin_province": "Origin by province (domestic)",
                  "origin_city": "Origin by city", "visitor_class": "Resident / commuter / tourist / day-tripper",
                  "origin_daily": "Origin share per day"}

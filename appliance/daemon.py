@@ -247,7 +247,7 @@ class Daemon:
                          fences_dir=Path(self.config.fences["dir"]), metrics=self.probe.metrics,
                          outbox=self.probe.outbox, tiles=self.config.web["tiles"],
                          reports_dir=self.probe.state_dir / "reports", campaigns=self.probe.campaign_store,
-                         store=self.probe.store,
+                         store=self.probe.store, tz=self.config.probe["timezone"],
                          on_fences_changed=self.probe.fences_changed,
                          on_campaigns_changed=self.probe.campaigns_changed, lock=self.probe.lock)
         self.server = uvicorn.Server(uvicorn.Config(create_app(state), host=host.strip("[]"), port=int(port),

@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, \
     StreamingResponse
 
+from analytics.footfall import write_footfall_report
 from appliance.auth import Accounts, AuthError, Principal
 from appliance.delivery import Outbox, sse_stream
 from appliance.metrics import Metrics
@@ -46,6 +47,8 @@ class WebState:
     outbox: Outbox | None = None
     reports_dir: Path | None = None
     tiles: str = ""  # tile URL template; empty = no basemap (probe networks are offline)
+    k: int = 15  # client-facing counts below k are suppressed
+    tz: str = "Asia/Shanghai"
     campaigns: CampaignStore | None = None
     store: object | None = None  # analytics.store.Store the daemon owns (reports, complaint handling)
     on_fences_changed: Callable[[], None] = lambda: None
@@ -431,6 +434,21 @@ def create_app(state: WebState) -> FastAPI:
         items = "".join(f'<li><a href="/reports/{html.escape(n)}/report.html">{html.escape(n)}</a></li>'
                         for n in names) or "<li>No reports yet.</li>"
         return _page("Reports", f"<ul>{items}</ul>")
+
+    @app.post("/api/reports/{fence}", status_code=201)
+    async def build_report(fence: str, doc: dict = Depends(json_body), who: Principal = Depends(need("reports"))):
+        """(Re)build a fence's footfall report for a period: ``{"from": epoch s, "to": epoch s}``."""
+        shape = fence_or_404(fence, who)
+        if state.store is None or state.reports_dir is None:
+            raise HTTPException(404, "no store on this probe")
+        t0, t1 = doc.get("from"), doc.get("to")
+        if not all(isinstance(t, int | float) and not isinstance(t, bool) for t in (t0, t1)) or t0 >= t1:
+            raise HTTPException(422, "fields 'from' and 'to': epoch seconds with from < to")
+        with state.lock:
+            path = write_footfall_report(state.store, fence, t0, t1, state.reports_dir / fence, k=state.k,
+                                         tz=state.tz, shape=shape, catalogue=state.fences.catalogue)
+        state.accounts.audit(who.name, "report.build", fence, {"from": t0, "to": t1})
+        return {"report": f"/reports/{fence}/{path.name}"}
 
     @app.get("/reports/{fence}/{path:path}")
     def report_file(fence: str, path: str, who: Principal = Depends(need("reports"))):

@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -130,6 +131,7 @@ def test_daemon_delivers_exactly_the_expected_triggers_through_an_outage(city, t
     accounts = Accounts(state / "accounts.db")
     token = accounts.new_token("prometheus", "engineer")
     care = accounts.new_token("customer-care", "admin")
+    client = accounts.new_token("tourism-bureau", "client", ["West Lake scenic area"])
     daemon = subprocess.Popen([*SIGLOC, "run", "--config", str(config)], cwd=root, stderr=subprocess.PIPE,
                               text=True)
     receiver = None
@@ -151,6 +153,15 @@ def test_daemon_delivers_exactly_the_expected_triggers_through_an_outage(city, t
         explained = json.loads(urllib.request.urlopen(urllib.request.Request(
             f"http://127.0.0.1:{web_port}/api/explain?imsi={imsi_of[first['subscriber']]}&campaign=welcome",
             headers={"Authorization": f"Bearer {care}"})).read())
+        # The tourism bureau builds and reads the report of its fence.
+        ts = [t["ts"] for t in map(json.loads, open(city / "truth.jsonl"))]
+        fence_url = f"http://127.0.0.1:{web_port}/api/reports/West%20Lake%20scenic%20area"
+        built = json.loads(urllib.request.urlopen(urllib.request.Request(
+            fence_url, data=json.dumps({"from": min(ts), "to": max(ts) + 1}).encode(), method="POST",
+            headers={"Authorization": f"Bearer {client}", "Content-Type": "application/json"})).read())
+        page = urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{web_port}" + urllib.parse.quote(built["report"]),
+            headers={"Authorization": f"Bearer {client}"})).read().decode()
     finally:
         daemon.send_signal(signal.SIGTERM)
         try:
@@ -168,6 +179,8 @@ def test_daemon_delivers_exactly_the_expected_triggers_through_an_outage(city, t
         assert body["campaign"] == "welcome" and body["kind"] == "enter" and body["fence"] == "West Lake scenic area"
         assert body["subscriber"] == expected[key]["subscriber"] and "imsi" not in body
 
+    assert "footfall" in page and "Unique visitors per hour" in page
+    assert not any(imsi in page for imsi in imsi_of.values()) and first["subscriber"] not in page
     assert explained["subscriber"] == first["subscriber"] and imsi_of[first["subscriber"]] not in json.dumps(explained)
     assert [(d["decision"], d["kind"]) for d in explained["decisions"]] == [("allowed", "enter")]
     assert explained["decisions"][0]["ts"].startswith(first["ts"][:19])

@@ -102,6 +102,7 @@ def test_a_client_sees_only_its_own_fences_and_reports(web):
     assert a.get("/reports/mall_b/report.html").status_code == 404
     assert "mall_b" not in a.get("/reports").text
     assert a.get("/reports/mall_a/../mall_b/report.html").status_code == 404
+    assert a.post("/api/reports/mall_b", json={"from": 0, "to": 1}).status_code == 404
 
 
 def test_draw_untick_and_save_a_fence(web):
