@@ -11,6 +11,7 @@ is the throughput. During the second run four clients poll the API and one follo
 import json
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -82,19 +83,33 @@ def run_daemon(city: Path, capture: Path, workers: int, load: bool) -> dict:
     return out
 
 
-def main() -> None:
-    args = parser(__doc__).parse_args()
-    args.subscribers = args.subscribers if args.subscribers != 2000 else 1000
-    capture = captures(args)[0]
+def one_shot(capture: Path) -> dict:
     city = capture.parent
     start = time.perf_counter()
     job = run_job(capture, city / "cells.csv", city / "west_lake.geojson",
                   f"chdb://{tempfile.mkdtemp(prefix='sigloc-bench-job-')}", tempfile.mkdtemp(),
                   segments=city / "number_segments.csv")
-    one_shot = time.perf_counter() - start
-    print(f"one-shot run_job: {job.messages} messages in {one_shot:.1f} s = {job.messages / one_shot:,.0f} msg/s")
-    rows = [run_daemon(city, capture, 1, load=False), run_daemon(city, capture, 2, load=False),
-            run_daemon(city, capture, 2, load=True)]
+    seconds = time.perf_counter() - start
+    return {"messages": job.messages, "seconds": seconds, "msg_per_s": job.messages / seconds}
+
+
+def child(kind: str, capture: Path, workers: int = 1, load: bool = False) -> dict:
+    """One measurement in a fresh interpreter: chDB opens one data directory per process."""
+    code = (f"import sys, json; sys.path.insert(0, {str(ROOT / 'bench')!r}); import bench_appliance as b; "
+            f"from pathlib import Path; p = Path({str(capture)!r}); "
+            + ("print(json.dumps(b.one_shot(p)))" if kind == "job" else
+               f"print(json.dumps(b.run_daemon(p.parent, p, {workers}, {load})))"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    args = parser(__doc__).parse_args()
+    args.subscribers = args.subscribers if args.subscribers != 2000 else 1000
+    capture = captures(args)[0]
+    job = child("job", capture)
+    print(f"one-shot run_job: {job['messages']} messages in {job['seconds']:.1f} s = {job['msg_per_s']:,.0f} msg/s")
+    rows = [child("daemon", capture, 1), child("daemon", capture, 2), child("daemon", capture, 2, load=True)]
     print("| daemon | workers | API load | messages | seconds | msg/s | triggers | requests | errors | p50 ms | "
           "p99 ms |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
