@@ -10,7 +10,7 @@ import pytest
 
 from decoders.records import EVENT_SCHEMA
 from geofence.cells import Catalogue, CellRecord
-from geofence.fences import Fence, FenceError, FenceSet, compile_fence, fence_from_json, load_fence
+from geofence.fences import Fence, FenceError, FenceSet, compile_fence, fence_from_json
 from geofence.match import DetectConfig, FenceMatcher
 from shapely.geometry import box
 
@@ -160,15 +160,8 @@ def _truth_triggers(truth, fence_cells):
 
 
 def test_simulated_city_triggers_match_truth(city):
-    from decoders.decode import DecodeState
-    from decoders.events import events_from_file
-    from test_events import scenario_config
-    cat = Catalogue.load(city / "cells.csv")
-    fence = load_fence(city / "west_lake.geojson")
-    cells = compile_fence(fence, cat)
-    events = events_from_file(city / "capture.pcap", scenario_config(city), state=DecodeState(),
-                              restore=city / "previous_state.json.gz")
-    events = events.sort_by([("ts", "ascending"), ("frame", "ascending")])
+    from test_geofence_truth import city_fence_and_events
+    cat, fence, cells, events = city_fence_and_events(city)
     triggers = FenceMatcher(cat.keys, {fence.name: cells}).match(events)
     got = sorted((round(r["ts"].timestamp(), 3), r["imsi"], r["kind"]) for r in triggers.to_pylist())
     truth = sorted((json.loads(line) for line in open(city / "truth.jsonl")), key=lambda e: e["ts"])

@@ -51,13 +51,18 @@ def truth_detections(truth: list[dict], fence_cells: set[str]) -> list[tuple]:
     return sorted(out)
 
 
-def test_dwell_pass_through_and_hysteresis_match_truth(city):
+def city_fence_and_events(city):
+    """The city's catalogue, West Lake fence and its cells, and the events sigloc derives, in time order."""
     catalogue = Catalogue.load(city / "cells.csv")
     fence = load_fence(city / "west_lake.geojson")
-    cells = compile_fence(fence, catalogue)
     events = events_from_file(city / "capture.pcap", scenario_config(city), state=DecodeState(),
                               restore=city / "previous_state.json.gz")
-    events = events.sort_by([("ts", "ascending"), ("frame", "ascending")])
+    return catalogue, fence, compile_fence(fence, catalogue), events.sort_by([("ts", "ascending"),
+                                                                               ("frame", "ascending")])
+
+
+def test_dwell_pass_through_and_hysteresis_match_truth(city):
+    catalogue, fence, cells, events = city_fence_and_events(city)
     config = DetectConfig(dwell_s=DWELL_S, pass_through_s=PASS_S, exit_confirm=CONFIRM)
     got = sorted((round(r["ts"].timestamp(), 3), r["imsi"], r["kind"])
                  for r in FenceMatcher(catalogue.keys, {fence.name: cells}, config).match(events).to_pylist())
