@@ -28,16 +28,15 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
-# What each role may do; the admin may do everything.
+# What each role may do; the admin may do everything any role may, plus administration.
 PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.ENGINEER: frozenset({"status", "cells", "metrics"}),
     Role.MARKETER: frozenset({"cells", "fences:read", "fences:write", "campaigns:read", "campaigns:write",
                               "triggers"}),
     Role.APPROVER: frozenset({"cells", "fences:read", "campaigns:read", "campaigns:approve", "triggers"}),
     Role.CLIENT: frozenset({"reports"}),
-    Role.ADMIN: frozenset({"status", "cells", "metrics", "fences:read", "fences:write", "campaigns:read",
-                           "campaigns:write", "campaigns:approve", "triggers", "reports", "admin", "explain"}),
 }
+PERMISSIONS[Role.ADMIN] = frozenset().union(*PERMISSIONS.values()) | {"admin", "explain"}
 
 SESSION_S = 8 * 3600
 
