@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from appliance.kafka_feed import check_config
+
 
 class ConfigError(ValueError):
     """A configuration problem; the message names the file, line and key."""
@@ -77,6 +79,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "secret_file": Key(str, "", path="file"),
         "max_tries": Key(int, 8, low=1, high=100),
         "backoff_s": Key(float, 1.0, low=0.01, high=3600),
+        # Kafka (optional extra sigloc[kafka]): "" = off; librdkafka properties such as TLS/SASL in kafka_config
+        "kafka_brokers": Key(str, "", pattern=r"^([\w.\-\[\]:]+:\d{1,5}(,[\w.\-\[\]:]+:\d{1,5})*)?$"),
+        "kafka_topic": Key(str, "sigloc-triggers", pattern=r"^[A-Za-z0-9._\-]{1,249}$"),
+        "kafka_config": Key(dict, {}),
     },
     "web": {
         "listen": Key(str, "127.0.0.1:8080", pattern=_LISTEN),
@@ -204,6 +210,9 @@ def load_config(path: str | Path) -> Config:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{path}:{_line_of(text, 'probe', 'timezone')}: probe.timezone: "
                           f"{sections['probe']['timezone']!r} is not an IANA time zone") from None
+    if problem := check_config(sections["delivery"]):
+        key, message = problem
+        raise ConfigError(f"{path}:{_line_of(text, 'delivery', key.split('.')[0])}: delivery.{key}: {message}")
     raw_sources = doc.get("source", [])
     if not isinstance(raw_sources, list):
         raise ConfigError(f"{path}:{_line_of(text, None, 'source')}: source: write sources as [[source]] tables")

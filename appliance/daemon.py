@@ -5,7 +5,7 @@ own thread with its own transport state and hands message tables to one pipeline
 identity correlation must see a subscriber's messages in order and in one place: a TMSI learnt on one link
 resolves messages on the next. The pipeline derives events, matches fences, runs the campaigns and their contact
 policy, writes events/detections/decisions to ClickHouse (spooled while it is down) and triggers to the
-durable outbox, from which the sender thread delivers webhooks.
+durable outbox, from which the sender threads deliver webhooks and Kafka messages.
 
 Restart safety: a capture file is entered in the ledger only after its last batch went through the pipeline, so
 a killed daemon redoes at most the file it was in; the store drops the repeated batches by their insert tokens
@@ -34,6 +34,7 @@ from analytics.store import Store
 from appliance.auth import Accounts
 from appliance.config import Config
 from appliance.delivery import Outbox, WebhookSender
+from appliance.kafka_feed import from_config as kafka_sender
 from appliance.metrics import Metrics
 from capture.live import DumpcapSource, PacketSocketSource, Stop
 from decoders.decode import DecodeState, decode_batches, decode_file
@@ -206,7 +207,7 @@ def _records(triggers: pa.Table) -> list[dict]:
 
 
 class Daemon:
-    """Threads around a Probe: sources, the pipeline, the webhook sender and (optionally) the web app."""
+    """Threads around a Probe: sources, the pipeline, the webhook and Kafka senders and (optionally) the web app."""
 
     def __init__(self, config: Config, state_dir: Path, poll_s: float = 1.0, web: bool = True):
         self.config, self.poll_s, self.web = config, poll_s, web
@@ -216,10 +217,12 @@ class Daemon:
         self.threads: list[threading.Thread] = []
         self.server = None
         delivery = config.delivery
-        self.sender = None
-        if delivery["webhook"]:
+        self.sender = self.kafka = None
+        if delivery["webhook"] or delivery["kafka_brokers"]:  # both feeds sign with the same secret
             secret = Path(delivery["secret_file"]).read_bytes().strip() if delivery["secret_file"] else \
                 _secret(state_dir / "webhook.secret")
+            self.kafka = kafka_sender(delivery, self.probe.outbox, state_dir, secret)
+        if delivery["webhook"]:
             self.sender = WebhookSender(self.probe.outbox, delivery["webhook"], secret,
                                         max_tries=delivery["max_tries"], backoff_s=delivery["backoff_s"])
 
@@ -230,6 +233,8 @@ class Daemon:
             self._thread(target, f"source-{i}", src)
         if self.sender:
             self._thread(self.sender.run, "sender", self.stop)
+        if self.kafka:
+            self._thread(self.kafka.run, "kafka", self.stop)
         if self.web:
             self._start_web()
 
@@ -351,6 +356,9 @@ class Daemon:
             thread.join(timeout=60)
         if self.sender:
             self.sender.deliver_due()
+        if self.kafka:
+            self.kafka.deliver_due()
+            self.kafka.close()
         self.probe.close()
 
     def run_forever(self) -> None:
