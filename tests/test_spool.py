@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -162,8 +161,7 @@ def test_killed_and_restarted_ingest_loses_and_duplicates_nothing(tmp_path, pipe
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     for line in child.stdout:
-        if line.startswith("sent 5"):
-            time.sleep(0.05)  # lands inside a later batch's insert
+        if line.startswith("sent 5"):  # batches 0-5 are stored; the kill lands while batch 6 is on its way
             break
     child.send_signal(signal.SIGKILL)
     child.wait()

@@ -128,7 +128,7 @@ def test_migrations_applied_once_in_order(store_url, tmp_path):
 
 
 def test_older_store_upgraded_and_backfilled(store_url, monkeypatch):
-    """A store made by a sigloc that knew only migrations 1-2 gets 3-5 on open, aggregates filled from its rows."""
+    """A store made by a sigloc that knew only migrations 1-2 gets 3-6 on open, aggregates filled from its rows."""
     import analytics.store
     origins = Origins(SEGMENTS)
     events, triggers = synthetic_events(4000, seed=3), synthetic_triggers(80)
@@ -144,7 +144,7 @@ def test_older_store_upgraded_and_backfilled(store_url, monkeypatch):
         old.insert_triggers(triggers, origins, token="old-tr")
         old.close()
     new = Store(store_url)
-    assert new.applied_migrations == [3, 4, 5]
+    assert new.applied_migrations == [3, 4, 5, 6]
     counts = store_counts(new)
     assert counts["events"] == len(events) and counts["triggers"] == len(triggers)
     assert counts["cell_hourly_events"] == len(events) - events["imsi"].null_count
@@ -298,3 +298,30 @@ def test_every_table_and_column_documented():
         end = doc.find("\n### ", start + 1)
         section = doc[start: end if end > 0 else None]
         assert re.findall(r"^\| `(\w+)` \|", section, re.M) == [c[0] for c in table.columns], table.name
+
+
+def test_events_merge_about_twenty_parts_at_a_time(store_url):
+    """Migration 6 reaches the events table (fewer merge rewrites at a million events a second)."""
+    store = Store(store_url)
+    engine = store.client.command("SELECT engine_full FROM system.tables WHERE database = 'sigloc' AND name = 'events'")
+    assert "merge_selector_base = 20" in str(engine)
+    store.close()
+
+
+@pytest.mark.parametrize("distinct", [3, 300, 40_000], ids=["int8", "int16", "int32"])
+def test_narrow_dictionary_columns_store_every_value(store_url, distinct):
+    """Dictionary columns go out with the smallest index type their dictionary allows; every index width
+    stores the same cell per row (cells of the synthetic city, counted by hand per cell)."""
+    from analytics.store import _dict
+    cells = pa.array([f"460-00-1-{i % distinct}" for i in range(2 * distinct)])
+    encoded = _dict(cells)
+    assert encoded.type.index_type == {3: pa.int8(), 300: pa.int16(), 40_000: pa.int32()}[distinct]
+    assert encoded.cast(pa.string()).to_pylist() == cells.to_pylist()
+    events = synthetic_events(2 * distinct, seed=5)
+    events = events.set_column(events.schema.get_field_index("cell"), "cell", cells)
+    store = Store(store_url)
+    store.insert_events(events, Origins(SEGMENTS), token="narrow")
+    got = store.query("SELECT cell, count() AS n FROM {db}.events GROUP BY cell")
+    assert len(got) == distinct and set(got.n) == {2}
+    assert set(got.cell) == {f"460-00-1-{i}" for i in range(distinct)}
+    store.close()
