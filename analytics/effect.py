@@ -15,13 +15,11 @@ the report or the database. Counts below ``k`` are blanked, and so is every rate
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from analytics.report import DEFAULT_K, DEFAULT_TZ
+from analytics.report import DEFAULT_K, DEFAULT_TZ, instant
 from analytics.store import Store
 from decoders.tables import TableError, csv_rows, digits, normalise_msisdn
 
@@ -60,16 +58,10 @@ def newcombe(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float, float]:
 
 
 def _timestamp(path, line: int, text: str, tz: str) -> float:
-    """Epoch seconds or ISO 8601; a time without offset is in the report's time zone."""
     try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        t = datetime.fromisoformat(text)
-    except ValueError:
-        raise OutcomeError(f"{path}:{line}: field 'ts': {text!r} is not ISO 8601 or epoch seconds") from None
-    return (t if t.tzinfo else t.replace(tzinfo=ZoneInfo(tz))).timestamp()
+        return instant(text, tz)
+    except ValueError as err:
+        raise OutcomeError(f"{path}:{line}: field 'ts': {err}") from None
 
 
 def read_subscribers(path: str | Path, pseudonym, msisdn_imsi: dict[str, str] | None = None,

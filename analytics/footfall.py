@@ -5,12 +5,20 @@ of the period while still inside) and count distinct pseudonymous visitors. The 
 period are small (one row per visit), so the counting is done in pandas, where each rule reads as written.
 Every count a client sees below ``k`` is blanked (NA) or, for origin lists, merged by ``suppress``.
 
-Visitor classes (one per visitor, first rule that holds):
+Visitor classes (one per visitor, first rule that holds) start from the visitor's **home cell**: the cell
+where the visitor is seen on the most nights (events in NIGHT_HOURS, local time, in *any* cell) over the period
+and the ``lookback_days`` (14) before it; a cell is a home only when seen there on >= ``resident_nights`` (3)
+nights, so a hotel for a night or two is not one. The fence's **area** is its cells and every cell in the same
+location area: the LAC of a 2G key (mcc-mnc-lac-ci); a 4G key (mcc-mnc-eci) carries no TAC, so there the eNodeB
+(eci // 256) stands in. The probe sees its own network, i.e. the fence's province, so a home cell it saw is in
+that province.
 
-- **resident**: inside the fence during the night (00:00-06:00 local) on >= ``resident_nights`` nights;
-- **commuter**: seen on >= ``commuter_days`` local days, never at night;
-- **tourist**: stayed overnight (inside at night at least once, or on more than one day);
-- **day-tripper**: everything else: in and out on a single day, daytime only.
+- **resident**: the home cell lies in the fence's area;
+- **commuter**: not resident, lives in the fence's province (a home cell outside the area, or, with no home
+  cell, a local number segment: roaming ``local``) and inside the fence on >= ``commuter_days`` local days;
+- **tourist**: no home cell, home elsewhere by number segment (other province, abroad, or unknown), and at
+  least one night in the area (inside the fence during NIGHT_HOURS, or a night-time event in an area cell);
+- **day-tripper**: everyone else.
 """
 
 from dataclasses import dataclass
@@ -20,19 +28,38 @@ import numpy as np
 import pandas as pd
 
 from analytics.report import (DEFAULT_K, DEFAULT_TZ, VISITS_SQL, cell_heat, copy_assets, period_text, suppress,
-                              write_map, write_page)
+                              write_choropleth, write_map, write_page)
 from analytics.schema import DWELL_BUCKETS_S
 from analytics.store import Store
 from geofence.fences import compile_fence
 
 NIGHT_HOURS = (0, 6)      # local hours [start, end) that count as "the night"
-RESIDENT_NIGHTS = 3
+RESIDENT_NIGHTS = 3      # nights seen in one cell for it to be a home
 COMMUTER_DAYS = 3
+LOOKBACK_DAYS = 14       # nights before the period that count towards the home cell
 CLASSES = ("resident", "commuter", "tourist", "day-tripper")
 
 EARLIER_SQL = """
 SELECT DISTINCT subscriber FROM {db}.triggers
 WHERE fence = {fence:String} AND kind = 'enter' AND ts < toDateTime64({start:Float64}, 6, 'UTC')
+"""
+
+
+# Per visitor and cell: nights seen there (look-back and period), night-time events inside the period, and the
+# roaming type the store derived from the number segment (the same on all of a subscriber's rows).
+SIGHTINGS_SQL = """
+SELECT subscriber, cell, uniqExactIf(day, night) AS nights,
+       countIf(night AND ts >= toDateTime64({start:Float64}, 6, 'UTC')) AS period_night_events, any(roaming) AS roaming
+FROM (SELECT subscriber, cell, ts, roaming, toDate(ts, {tz:String}) AS day,
+             toHour(ts, {tz:String}) >= {night_from:UInt8} AND toHour(ts, {tz:String}) < {night_to:UInt8} AS night
+      FROM {db}.events
+      WHERE subscriber IN {subscribers:Array(String)} AND cell != ''
+        AND ts >= toDateTime64({since:Float64}, 6, 'UTC') AND ts < toDateTime64({end:Float64}, 6, 'UTC'))
+GROUP BY subscriber, cell
+"""
+
+ENTER_CELLS_SQL = """
+SELECT DISTINCT cell FROM {db}.triggers WHERE fence = {fence:String} AND kind = 'enter' AND cell != ''
 """
 
 
@@ -155,15 +182,57 @@ def _nights_and_days(v: pd.DataFrame, tz: str) -> pd.DataFrame:
     return pd.DataFrame({"nights": nights, "days": days})
 
 
-def classify(v: pd.DataFrame, tz: str = DEFAULT_TZ, resident_nights: int = RESIDENT_NIGHTS,
-             commuter_days: int = COMMUTER_DAYS) -> pd.Series:
-    """Class of each visitor (index: subscriber) by the rules in the module docstring."""
+def area_key(cell: str) -> str:
+    """The location area of a cell key: mcc-mnc-lac for 2G; for 4G, whose key has no TAC, the eNodeB."""
+    parts = cell.split("-")
+    if len(parts) == 4:
+        return "-".join(parts[:3])
+    if len(parts) == 3 and parts[2].isdigit():
+        return f"{parts[0]}-{parts[1]}-enb{int(parts[2]) // 256}"
+    return cell
+
+
+def fence_cells(store: Store, fence: str) -> list[str]:
+    """The fence's cells as its enter triggers name them: the fallback when the caller has no compiled fence."""
+    found = store.query(ENTER_CELLS_SQL, {"fence": fence})
+    return sorted(found["cell"]) if len(found) else []
+
+
+def sightings(store: Store, subscribers, start: float, end: float, tz: str = DEFAULT_TZ,
+              lookback_days: float = LOOKBACK_DAYS) -> pd.DataFrame:
+    """Per visitor and cell, over every cell of the network (SIGHTINGS_SQL): nights seen there in the period and
+    the look-back, night-time events inside the period, and the number segment's roaming type."""
+    columns = ["subscriber", "cell", "nights", "period_night_events", "roaming"]
+    subscribers = list(subscribers)
+    found = store.query(SIGHTINGS_SQL, {
+        "subscribers": subscribers, "start": start, "end": end, "since": start - lookback_days * 86400, "tz": tz,
+        "night_from": NIGHT_HOURS[0], "night_to": NIGHT_HOURS[1]}) if subscribers else None
+    return found if found is not None and len(found) else pd.DataFrame(columns=columns)
+
+
+def home_cells(seen: pd.DataFrame, resident_nights: int = RESIDENT_NIGHTS) -> pd.Series:
+    """Home cell per subscriber: the cell seen on the most nights (ties: the lowest key), if >= resident_nights."""
+    homes = seen[seen["nights"] >= resident_nights].sort_values(["subscriber", "nights", "cell"],
+                                                                ascending=[True, False, True])
+    return homes.drop_duplicates("subscriber").set_index("subscriber")["cell"]
+
+
+def classify(v: pd.DataFrame, seen: pd.DataFrame, cells: list[str], tz: str = DEFAULT_TZ,
+             resident_nights: int = RESIDENT_NIGHTS, commuter_days: int = COMMUTER_DAYS) -> pd.Series:
+    """Class of each visitor (index: subscriber) by the rules in the module docstring, from the visits ``v``
+    (clipped to the period), the ``sightings`` and the fence's ``cells``."""
     if v.empty:
-        return pd.Series(dtype=object)
+        return pd.Series(dtype=object, name="class")
     nd = _nights_and_days(v, tz)
-    return pd.Series(np.select([nd["nights"] >= resident_nights,
-                                (nd["days"] >= commuter_days) & (nd["nights"] == 0),
-                                (nd["nights"] > 0) | (nd["days"] > 1)],
+    area = {area_key(c) for c in cells}
+    in_area = seen["cell"].map(area_key).isin(area).astype(bool)
+    home = home_cells(seen, resident_nights).reindex(nd.index)
+    resident = home.map(lambda c: isinstance(c, str) and area_key(c) in area).astype(bool)
+    roaming = seen.groupby("subscriber")["roaming"].first().reindex(nd.index).fillna("unknown")
+    night_events = seen[in_area].groupby("subscriber")["period_night_events"].sum().reindex(nd.index, fill_value=0)
+    in_province = home.notna() | (roaming == "local")
+    night_in_area = (nd["nights"] > 0) | (night_events > 0)
+    return pd.Series(np.select([resident, in_province & (nd["days"] >= commuter_days), ~in_province & night_in_area],
                                list(CLASSES[:3]), CLASSES[3]), index=nd.index, name="class")
 
 
@@ -192,15 +261,19 @@ def _count(people: pd.DataFrame, column: str, k: int) -> pd.DataFrame:
 
 
 def origin(store: Store, fence: str, start: float, end: float, k: int = DEFAULT_K, tz: str = DEFAULT_TZ,
-           resident_nights: int = RESIDENT_NIGHTS, commuter_days: int = COMMUTER_DAYS) -> OriginReport:
-    """Visitors by home country, province and city, by class, and the origin share per local day."""
+           resident_nights: int = RESIDENT_NIGHTS, commuter_days: int = COMMUTER_DAYS, cells: list[str] | None = None,
+           lookback_days: float = LOOKBACK_DAYS) -> OriginReport:
+    """Visitors by home country, province and city, by class, and the origin share per local day. ``cells``: the
+    fence's compiled cells (default: the cells its enter triggers name)."""
     v = visits(store, fence, start, end)
     people = v.drop_duplicates("subscriber")[["subscriber", "home_country", "home_province", "home_city"]]
     people = people.assign(city=np.where(people["home_city"] != "",
                                          people["home_province"] + " / " + people["home_city"], ""))
     period = v.assign(t_in=v["t_in"].clip(lower=pd.Timestamp(start, unit="s", tz="UTC")),
                       t_out=v["t_out"].clip(upper=pd.Timestamp(end, unit="s", tz="UTC")))
-    classes = classify(period, tz, resident_nights, commuter_days)  # nights before the period do not count
+    seen = sightings(store, people["subscriber"], start, end, tz, lookback_days)
+    cells = fence_cells(store, fence) if cells is None else cells
+    classes = classify(period, seen, cells, tz, resident_nights, commuter_days)
     by_class = (classes.value_counts().reindex(list(CLASSES), fill_value=0).rename_axis("class")
                 .rename("visitors").reset_index())
     hours = _hours(v, start, end, tz)
@@ -235,3 +308,19 @@ def write_footfall_report(store: Store, fence: str, start: float, end: float, ou
         write_map(Path(out_dir) / "map.html", shape, catalogue, cells, cell_heat(store, cells, start, end, k))
     return write_page(out_dir, f"{fence} — footfall", f"Period {period_text(start, end, tz)}.", rep.tables(),
                       FOOTFALL_TITLES, k, with_map=with_map)
+
+
+ORIGIN_TITLES = {"origin_country": "Origin by country", "origin_province": "Origin by province (domestic)",
+                 "origin_city": "Origin by city", "visitor_class": "Resident / commuter / tourist / day-tripper",
+                 "origin_daily": "Origin share per day"}
+
+
+def write_origin_report(store: Store, fence: str, start: float, end: float, out_dir: str | Path,
+                        k: int = DEFAULT_K, tz: str = DEFAULT_TZ, **options) -> Path:
+    """report.html + CSVs of one fence's visitor origin with the choropleth of visitors by home province
+    (``options``: those of ``origin``)."""
+    rep = origin(store, fence, start, end, k=k, tz=tz, **options)
+    copy_assets(Path(out_dir))
+    write_choropleth(Path(out_dir) / "map.html", rep.by_province)
+    return write_page(out_dir, f"{fence} — visitor origin", f"Period {period_text(start, end, tz)}.", rep.tables(),
+                      ORIGIN_TITLES, k, with_map=True)

@@ -5,10 +5,12 @@ inside). Footfall per hour counts distinct visitors whose visit overlaps the hou
 distinct visitors by home country and, for domestic visitors, province. Every count below ``k`` is
 suppressed (merged into one "other" row, topped up from the smallest rows until it reaches k), so a
 client never learns about an individual. Output: ``report.html`` (tables + link to the map), ``map.html`` (folium,
-Leaflet served from the report's own ``assets/``), and each table as CSV.
+Leaflet served from the report's own ``assets/``), and each table as CSV. The origin report's map is a
+choropleth of visitors by home province over the bundled Natural Earth boundaries (analytics/data/).
 """
 
 import html
+import json
 import shutil
 from dataclasses import dataclass
 from datetime import datetime
@@ -160,6 +162,62 @@ def write_map(path: Path, fence: Fence, catalogue: Catalogue, fence_cells: list[
     fmap.save(str(path))
 
 
+PROVINCES_FILE = "data/cn_provinces.geojson"  # Natural Earth admin-1, see analytics/data/README-provinces.txt
+# Spellings number-segment tables use for a province besides Natural Earth's name, after dropping the suffix.
+PROVINCE_ALIASES = {"tibet": "xizang", "nei mongol": "inner mongolia", "inner mongol": "inner mongolia"}
+PROVINCE_SUFFIXES = (" sheng", " shi", " province", " municipality", " autonomous region", " zizhiqu", " huizu",
+                     " zhuangzu", " uygur", " uyghur", " hui", " zhuang")
+
+
+def province_key(name: str) -> str:
+    """A province name as both the segment table and the boundary file can be matched on ("Zhejiang Sheng",
+    "zhejiang" and "Zhejiang" → "zhejiang"; "Tibet" → "xizang")."""
+    key = " ".join(name.lower().split())
+    stripped = True
+    while stripped:
+        stripped = False
+        for suffix in PROVINCE_SUFFIXES:
+            if key.endswith(suffix) and len(key) > len(suffix):
+                key, stripped = key[: -len(suffix)], True
+    return PROVINCE_ALIASES.get(key, key)
+
+
+def provinces() -> dict:
+    """The bundled province boundaries (GeoJSON FeatureCollection, property ``name``)."""
+    with resources.files("analytics").joinpath(PROVINCES_FILE).open(encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_choropleth(path: Path, by_province: pd.DataFrame) -> None:
+    """map.html: visitors by home province as a folium choropleth (no legend: branca's pulls d3 from a CDN).
+
+    Only provinces with a shown count in ``by_province`` (``suppress`` output) get a number; every other province
+    reads "suppressed", whether it had a few visitors or none, so the map tells no more than the table.
+    """
+    shown = {province_key(o): (int(n), s) for o, n, s in zip(by_province["origin"], by_province["visitors"],
+                                                              by_province["share"]) if pd.notna(n)}
+    top = max((n for n, _ in shown.values()), default=0)
+    doc = provinces()
+    for feature in doc["features"]:
+        props = feature["properties"]
+        n, share = shown.get(province_key(props["name"]), (None, None))
+        props["visitors"] = n
+        props["label"] = "suppressed" if n is None else f"{n} ({share:.1%})"
+
+    def style(feature: dict) -> dict:
+        n = feature["properties"]["visitors"]
+        return {"color": "#555", "weight": 1, "fillOpacity": 0.7 if n else 0.15,
+                "fillColor": _color(n, top) if n else "#bbbbbb"}
+
+    fmap = folium.Map(location=[35.0, 104.0], zoom_start=4, tiles=None, control_scale=True)
+    fmap.default_js = [("leaflet", "assets/leaflet.js")]
+    fmap.default_css = [("leaflet_css", "assets/leaflet.css")]
+    folium.GeoJson(doc, name="visitors by home province", style_function=style,
+                   tooltip=folium.GeoJsonTooltip(["name", "label"], aliases=["Province", "Visitors"])).add_to(fmap)
+    fmap.fit_bounds([[18.0, 73.5], [53.6, 135.1]])  # mainland China
+    fmap.save(str(path))
+
+
 COUNT_COLUMNS = ("visitors", "visits", "value", "subscribers", "converted", "recipients", "opt_outs")
 STYLE = """<style>body{font-family:sans-serif;margin:2em;max-width:1100px} table.t{border-collapse:collapse}
 table.t td,table.t th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}
@@ -182,6 +240,20 @@ def copy_assets(out: Path) -> None:
         with resources.files("analytics").joinpath(f"assets/{name}").open("rb") as src, \
                 open(out / "assets" / name, "wb") as dst:
             shutil.copyfileobj(src, dst)
+
+
+def instant(text: str, tz: str) -> float:
+    """Epoch seconds, or an ISO 8601 date/date-time (in ``tz`` unless it carries an offset): how clients and
+    imported files name a moment. Raises ValueError naming the text."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not ISO 8601 (date or date-time) or epoch seconds") from None
+    return (t if t.tzinfo else t.replace(tzinfo=ZoneInfo(tz))).timestamp()
 
 
 def period_text(start: float, end: float, tz: str) -> str:

@@ -272,17 +272,11 @@ def report():
 
 def _instant(value: str, tz: str) -> float:
     """--from/--to: ISO 8601 date or date-time (in --tz unless it carries an offset) or epoch seconds."""
-    from datetime import datetime  # noqa: PLC0415
-    from zoneinfo import ZoneInfo  # noqa: PLC0415
+    from analytics.report import instant  # noqa: PLC0415
     try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 date/time or epoch seconds") from None
-    return (t if t.tzinfo else t.replace(tzinfo=ZoneInfo(tz))).timestamp()
+        return instant(value, tz)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
 
 
 def _report_options(fn):
@@ -330,20 +324,28 @@ def report_footfall(fence, store_url, start, end, out_dir, k, tz, cells_file, fe
 @report.command("origin")
 @click.option("--fence", required=True, help="Fence name (as in the triggers table).")
 @_report_options
-@click.option("--resident-nights", default=3, show_default=True, help="Nights inside (00-06) to count as resident.")
-@click.option("--commuter-days", default=3, show_default=True, help="Daytime-only days to count as commuter.")
-def report_origin(fence, store_url, start, end, out_dir, k, tz, resident_nights, commuter_days):
-    """Visitors by home country, province and city, resident/commuter/tourist/day-tripper, share per day."""
-    from analytics.footfall import origin  # noqa: PLC0415
-    from analytics.report import period_text, write_page  # noqa: PLC0415
+@click.option("--resident-nights", default=3, show_default=True, help="Nights (00-06) in one cell for it to be a home.")
+@click.option("--commuter-days", default=3, show_default=True, help="Days inside to count as commuter.")
+@click.option("--lookback-days", default=14.0, show_default=True,
+              help="Nights before the period that count towards the home cell.")
+@click.option("--cells", "cells_file", type=click.Path(exists=True, dir_okay=False),
+              help="Cell catalogue CSV: with --fence-file, the fence's cells (default: those its triggers name).")
+@click.option("--fence-file", type=click.Path(exists=True, dir_okay=False), help="The fence's GeoJSON.")
+def report_origin(fence, store_url, start, end, out_dir, k, tz, resident_nights, commuter_days, lookback_days,
+                  cells_file, fence_file):
+    """Visitors by home country, province and city, resident/commuter/tourist/day-tripper, share per day, and a
+    map of visitors by home province."""
+    from analytics.footfall import write_origin_report  # noqa: PLC0415
+    if bool(cells_file) != bool(fence_file):
+        raise click.UsageError("the fence's cells need both --cells and --fence-file")
     t0, t1 = _instant(start, tz), _instant(end, tz)
+    cells = compile_fence(load_fence(fence_file), Catalogue.load(cells_file)) if fence_file else None
     store = _open_store(store_url)
     try:
-        rep = origin(store, fence, t0, t1, k=k, tz=tz, resident_nights=resident_nights, commuter_days=commuter_days)
+        path = write_origin_report(store, fence, t0, t1, out_dir, k=k, tz=tz, resident_nights=resident_nights,
+                                   commuter_days=commuter_days, lookback_days=lookback_days, cells=cells)
     finally:
         store.close()
-    path = write_page(out_dir, f"{fence} — visitor origin", f"Period {period_text(t0, t1, tz)}.", rep.tables(),
-                      ORIGIN_TITLES, k)
     click.echo(f"report: {path.resolve()}")
 
 
@@ -381,9 +383,6 @@ def report_effect(store_url, start, end, out_dir, k, tz, outcomes, mass_send, op
     click.echo(f"report: {path.resolve()}")
 
 
-ORIGIN_TITLES = {"origin_country": "Origin by country", "origin_province": "Origin by province (domestic)",
-                 "origin_city": "Origin by city", "visitor_class": "Resident / commuter / tourist / day-tripper",
-                 "origin_daily": "Origin share per day"}
 EFFECT_TITLES = {"conversion": "Conversion by group (95 % Wilson interval)",
                  "difference": "Difference in conversion (95 % Newcombe interval)",
                  "opt_outs": "Opt-outs and complaints per campaign"}

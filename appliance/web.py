@@ -15,11 +15,14 @@ from importlib import resources
 from pathlib import Path
 
 import h3
+import pandas as pd
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, \
     StreamingResponse
 
-from analytics.footfall import write_footfall_report
+from analytics.effect import OutcomeError, effect, read_subscribers
+from analytics.footfall import footfall, origin, write_footfall_report
+from analytics.report import instant
 from appliance.auth import Accounts, AuthError, Principal
 from appliance.delivery import Outbox, sse_stream
 from appliance.metrics import Metrics
@@ -45,6 +48,7 @@ class WebState:
     fences_dir: Path
     metrics: Metrics = field(default_factory=Metrics)
     outbox: Outbox | None = None
+    kafka_outbox: Outbox | None = None  # the Kafka feed's own delivery state, when it runs
     reports_dir: Path | None = None
     tiles: str = ""  # tile URL template; empty = no basemap (probe networks are offline)
     k: int = 15  # client-facing counts below k are suppressed
@@ -176,9 +180,9 @@ def create_app(state: WebState) -> FastAPI:
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics(who: Principal = Depends(need("metrics"))):
-        if state.outbox is not None:
-            for status, n in state.outbox.counts().items():
-                state.metrics.set("sigloc_outbox", n, status=status)
+        for sink, outbox in (("webhook", state.outbox), ("kafka", state.kafka_outbox)):
+            for status, n in (outbox.counts().items() if outbox is not None else ()):
+                state.metrics.set("sigloc_outbox", n, status=status, sink=sink)
         return state.metrics.render()
 
     @app.get("/api/status")
@@ -449,6 +453,63 @@ def create_app(state: WebState) -> FastAPI:
                                          tz=state.tz, shape=shape, catalogue=state.fences.catalogue)
         state.accounts.audit(who.name, "report.build", fence, {"from": t0, "to": t1})
         return {"report": f"/reports/{fence}/{path.name}"}
+
+    def report_tables(fence: str, who: Principal, start: str, end: str, k: int | None, build) -> dict:
+        """One report as JSON records: the period from ISO 8601 or epoch ``start``/``end`` (in the probe's time
+        zone unless given an offset), ``k`` raised to the configured k when lower."""
+        fence_or_404(fence, who)
+        if state.store is None:
+            raise HTTPException(404, "no store on this probe")
+        try:
+            t0, t1 = instant(start, state.tz), instant(end, state.tz)
+        except ValueError as err:
+            raise HTTPException(422, f"query 'start'/'end': {err}") from None
+        if t0 >= t1:
+            raise HTTPException(422, "query 'start'/'end': start must be before end")
+        k = max(state.k, k or 0)
+        with state.lock:
+            tables = build(t0, t1, k)
+        return {"fence": fence, "from": t0, "to": t1, "k": k,
+                "tables": {name: json.loads(df.to_json(orient="records", date_format="iso"))
+                           for name, df in tables.items()}}
+
+    @app.get("/api/reports/{fence}/footfall")
+    def footfall_json(fence: str, start: str, end: str, k: int | None = None,
+                      who: Principal = Depends(need("reports"))):
+        return report_tables(fence, who, start, end, k, lambda t0, t1, k: footfall(
+            state.store, fence, t0, t1, k=k, tz=state.tz).tables())
+
+    @app.get("/api/reports/{fence}/origin")
+    def origin_json(fence: str, start: str, end: str, k: int | None = None,
+                    who: Principal = Depends(need("reports"))):
+        return report_tables(fence, who, start, end, k, lambda t0, t1, k: origin(
+            state.store, fence, t0, t1, k=k, tz=state.tz, cells=state.fences.cells_of(fence)).tables())
+
+    @app.get("/api/reports/{fence}/effect")
+    def effect_json(fence: str, start: str, end: str, k: int | None = None,
+                    who: Principal = Depends(need("reports"))):
+        """Effect of the campaigns that target the fence, against the outcome CSVs the operator imported into
+        the fence's report directory (outcomes.csv; mass_send.csv and opt_outs.csv when present)."""
+        fence_or_404(fence, who)
+        folder = state.reports_dir / fence if state.reports_dir is not None else None
+        if folder is None or not (folder / "outcomes.csv").is_file():
+            raise HTTPException(404, f"no outcomes imported for fence {fence!r}")
+        campaigns = [c.id for c in state.campaigns.load_all() if fence in c.fences] if state.campaigns else []
+
+        def read(name: str, fields: tuple[str, ...] = ()):
+            if not (folder / name).is_file():
+                return None
+            try:
+                return read_subscribers(folder / name, state.store.pseudonym, None, fields, state.tz)
+            except OutcomeError as err:  # the message names the file by fence, not by its path on the probe
+                raise HTTPException(422, str(err).replace(str(folder), fence)) from None
+
+        def build(t0, t1, k):
+            inputs = read("outcomes.csv", ("outcome", "ts")), read("mass_send.csv"), read("opt_outs.csv", ("ts",))
+            reports = [effect(state.store, t0, t1, *inputs, campaign=c, k=k).tables() for c in campaigns]
+            return {name: pd.concat([r[name] for r in reports], ignore_index=True) if reports else pd.DataFrame()
+                    for name in ("conversion", "difference", "opt_outs")}
+        return report_tables(fence, who, start, end, k, build)
 
     @app.get("/reports/{fence}/{path:path}")
     def report_file(fence: str, path: str, who: Principal = Depends(need("reports"))):

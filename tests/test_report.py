@@ -121,6 +121,19 @@ def test_suppress_merges_small_rows_until_the_merge_reaches_k():
     assert out["origin"].tolist() == ["Other (small groups)"] and pd.isna(out["visitors"].iloc[0])
 
 
+def test_every_segment_province_has_a_boundary():
+    """The bundled boundaries cover the 31 mainland provinces under the names number-segment tables use."""
+    from analytics.report import province_key, provinces  # noqa: PLC0415
+    from simulator.city import PROVINCES  # noqa: PLC0415
+    drawn = {province_key(f["properties"]["name"]) for f in provinces()["features"]}
+    assert len(drawn) == 31
+    assert {province_key(p[0]) for p in PROVINCES} <= drawn
+    for spelling, name in (("Zhejiang Sheng", "Zhejiang"), ("Tibet", "Xizang"), ("Nei Mongol", "Inner Mongolia"),
+                           ("Guangxi Zhuangzu Zizhiqu", "Guangxi"), ("Ningxia Hui Autonomous Region", "Ningxia"),
+                           ("Xinjiang Uygur Zizhiqu", "Xinjiang"), ("Shaanxi", "Shaanxi"), ("Shanxi", "Shanxi")):
+        assert province_key(spelling) == province_key(name) in drawn
+
+
 def test_store_holds_no_imsi(stored):
     store, df, _ = stored
     rows = store.query("SELECT * FROM {db}.triggers")
