@@ -250,7 +250,8 @@ class Daemon:
         host, _, port = self.config.web["listen"].rpartition(":")
         state = WebState(accounts=self.probe.accounts, fences=self.probe.fences,
                          fences_dir=Path(self.config.fences["dir"]), metrics=self.probe.metrics,
-                         outbox=self.probe.outbox, tiles=self.config.web["tiles"],
+                         outbox=self.probe.outbox, kafka_outbox=self.kafka.outbox if self.kafka else None,
+                         tiles=self.config.web["tiles"],
                          reports_dir=self.probe.state_dir / "reports", campaigns=self.probe.campaign_store,
                          store=self.probe.store, tz=self.config.probe["timezone"],
                          on_fences_changed=self.probe.fences_changed,

@@ -18,7 +18,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "sigloc_triggers_total": ("counter", "Campaign triggers, by decision"),
     "sigloc_files_total": ("counter", "Capture files processed from watched directories"),
     "sigloc_spool_depth": ("gauge", "Batches waiting in the spool for ClickHouse"),
-    "sigloc_outbox": ("gauge", "Trigger records in the outbox, by status: pending, delivered, dead"),
+    "sigloc_outbox": ("gauge", "Trigger records in an outbox (sink: webhook for the main one, kafka), by status: pending, delivered, dead"),
     "sigloc_lag_seconds": ("gauge", "Wall-clock time minus the newest event time processed"),
 }
 

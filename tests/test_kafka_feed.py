@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 
@@ -22,6 +23,7 @@ confluent_kafka = pytest.importorskip("confluent_kafka")
 kafka = pytest.importorskip("kafka")  # kafka-python(-ng)
 from kafka.partitioner.default import murmur2  # noqa: E402
 
+from appliance.auth import Accounts  # noqa: E402
 from appliance.config import ConfigError, load_config  # noqa: E402
 from appliance.delivery import DEAD, DELIVERED, PENDING, Outbox, verify  # noqa: E402
 from appliance.kafka_feed import KafkaSender, check_config  # noqa: E402
@@ -242,9 +244,17 @@ def test_the_daemon_feeds_webhook_and_kafka_each_with_every_trigger(city, tmp_pa
     root = tmp_path / "probe"
     root.mkdir()
     webhook_port = free_port()
-    config = test_daemon.site(root, city, webhook_port, free_port())
+    web_port = free_port()
+    config = test_daemon.site(root, city, webhook_port, web_port)
     expected = test_daemon.expected_triggers(config, city / "capture.pcap", tmp_path / "scratch")
     assert len(expected) >= 5
+    (root / "state").mkdir()
+    token = Accounts(root / "state" / "accounts.db").new_token("prometheus", "engineer")
+
+    def metrics() -> str:
+        return urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{web_port}/metrics", headers={"Authorization": f"Bearer {token}"})).read().decode()
+
     text = config.read_text()
     config.write_text(text.replace("[delivery]\n", f'[delivery]\nkafka_brokers = "{cluster.bootstrap}"\n'))
     receiver = Receiver(webhook_port)
@@ -254,6 +264,8 @@ def test_the_daemon_feeds_webhook_and_kafka_each_with_every_trigger(city, tmp_pa
         shutil.copy(city / "capture.pcap", root / "incoming" / "capture.pcap")
         test_daemon.wait_for(lambda: len(receiver.accepted) >= len(expected), 120, "webhook deliveries")
         got = consume(cluster.bootstrap, len(expected), timeout_s=60)
+        test_daemon.wait_for(lambda: f'sigloc_outbox{{sink="kafka",status="delivered"}} {len(expected)}' in metrics(),
+                             30, "the Kafka outbox in the metrics")
     finally:
         daemon.send_signal(signal.SIGTERM)
         try:
