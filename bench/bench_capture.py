@@ -2,11 +2,18 @@
 
     .venv/bin/python bench/bench_capture.py [CAPTURE ...]   # default: a simulated city of 2000 subscribers
 
-sigloc: ``read_payloads`` to PayloadBatches (pcap, Ethernet, IP, SCTP with reassembly, M3UA, SCCP connections).
+Three sigloc figures, timed in the same run as tshark:
+
+- pre-pass: the compiled framing alone (capture.fastpath: pcap records, link, IP, SCTP chunks, M3UA Protocol
+  Data into columns; ``read_frames`` + ``Scan``), no state;
+- fast: ``read_payloads`` to PayloadBatches (the pre-pass, then SCTP duplicate detection, flows, SCCP connections
+  and the payload columns);
+- per-frame: ``read_payloads(fast=False)``, ``Stack.frame`` once per packet (the path before the pre-pass).
+
 tshark: ``tshark -r FILE -T fields -e frame.number -e sctp.data_tsn -e data.data``, with every dissector above
 SCTP disabled (``--disable-protocol`` for S1AP, M3UA, M2UA and SCCP, so the DATA chunk payloads come out as
 ``data.data``), output discarded: framing-only work (tshark still reassembles SCTP fragments).
-Prints frames/s and payloads/s for both and the ratio; ``--markdown`` prints table rows instead.
+Prints frames/s of each and the ratios against tshark; ``--markdown`` prints table rows instead.
 """
 
 import subprocess
@@ -15,14 +22,19 @@ from pathlib import Path
 from common import best_of, captures, parser  # puts the project on sys.path
 
 from capture.errors import Anomalies  # noqa: E402
-from capture.pcap import read_packets  # noqa: E402
+from capture.fastpath import Scan  # noqa: E402
+from capture.pcap import read_frames  # noqa: E402
 from capture.stack import read_payloads  # noqa: E402
 
 ABOVE_SCTP = ("s1ap", "m3ua", "m2ua", "sccp")
 
 
-def sigloc_framing(path: Path) -> int:
-    return sum(len(batch) for batch in read_payloads(path))
+def pre_pass(path: Path) -> int:
+    return sum(len(Scan(frames).cls) for frames in read_frames(path, Anomalies()))
+
+
+def sigloc_framing(path: Path, fast: bool) -> int:
+    return sum(len(batch) for batch in read_payloads(path, fast=fast))
 
 
 def tshark_framing(path: Path) -> None:
@@ -37,20 +49,25 @@ def main() -> None:
     args = parser(__doc__).parse_args()
     rows = []
     for path in captures(args):
-        frames = sum(1 for _ in read_packets(path, Anomalies()))
-        ours, payloads = best_of(args.runs, lambda: sigloc_framing(path))
+        scanned, frames = best_of(args.runs, lambda: pre_pass(path))
+        fast, payloads = best_of(args.runs, lambda: sigloc_framing(path, True))
+        slow, _ = best_of(args.runs, lambda: sigloc_framing(path, False))
         theirs, _ = best_of(args.runs, lambda: tshark_framing(path))
-        rows.append((path.name, frames, payloads, frames / ours, frames / theirs, theirs / ours))
-    header = ("capture", "frames", "payloads", "sigloc frames/s", "tshark frames/s", "sigloc / tshark")
+        rows.append((path.name, frames, payloads, frames / scanned, frames / fast, frames / slow, frames / theirs,
+                     theirs / scanned, theirs / fast, slow / fast))
+    header = ("capture", "frames", "payloads", "pre-pass frames/s", "fast frames/s", "per-frame frames/s",
+              "tshark frames/s", "pre-pass / tshark", "fast / tshark", "fast / per-frame")
     if args.markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + " --- |" * len(header))
-        for name, n, p, a, b, r in rows:
-            print(f"| {name} | {n} | {p} | {a:,.0f} | {b:,.0f} | {r:.1f}× |")
+        for name, n, p, a, b, c, d, r1, r2, r3 in rows:
+            print(f"| {name} | {n} | {p} | {a:,.0f} | {b:,.0f} | {c:,.0f} | {d:,.0f} | {r1:.1f}× | {r2:.1f}× | "
+                  f"{r3:.1f}× |")
     else:
-        print(f"{header[0]:<30} {header[1]:>9} {header[2]:>9} {header[3]:>16} {header[4]:>16} {header[5]:>16}")
-        for name, n, p, a, b, r in rows:
-            print(f"{name:<30} {n:>9} {p:>9} {a:>16,.0f} {b:>16,.0f} {r:>15.1f}×")
+        print("  ".join(f"{h:>18}" for h in header))
+        for name, n, p, a, b, c, d, r1, r2, r3 in rows:
+            print(f"{name:>18}  {n:>18}  {p:>18}  {a:>18,.0f}  {b:>18,.0f}  {c:>18,.0f}  {d:>18,.0f}  "
+                  f"{r1:>17.1f}×  {r2:>17.1f}×  {r3:>17.1f}×")
 
 
 if __name__ == "__main__":

@@ -5,10 +5,12 @@ in either byte order. pcapng (draft-ietf-opsawg-pcapng §4.1 Section Header Bloc
 with if_tsresol and if_tsoffset, §4.3 Enhanced Packet Block, §4.4 Simple Packet Block, Appendix A obsolete Packet
 Block); every section has its own byte order and interfaces, and interfaces may have different link types.
 
-A file yields ``(ts, linktype, data)`` per packet, ``data`` a memoryview into the block just read (no copy per
-packet). Damage ends the file instead of raising: a last record cut short (a file still being written, a failed
-copy) counts ``pcap.truncated_record``; a record or block whose length is impossible counts ``pcap.bad_record``
-(classic pcap cannot resynchronise after it). Only a file that is not a capture at all raises ``Malformed``.
+A file yields ``(ts, linktype, data)`` per packet (``read_packets``), ``data`` a memoryview into the block just read
+(no copy per packet), or the same packets as ``Frames`` columns over that block (``read_frames``, what the compiled
+fast path of capture.stack reads): capture.fastpath indexes the records of a block in one loop. Damage ends the
+file instead of raising: a last record cut short (a file still being written, a failed copy) counts
+``pcap.truncated_record``; a record or block whose length is impossible counts ``pcap.bad_record`` (classic pcap
+cannot resynchronise after it). Only a file that is not a capture at all raises ``Malformed``.
 
 A file that starts with the gzip magic 1f 8b (RFC 1952 §2.3.1: how rotated captures are usually compressed) is
 decompressed as it is read, whatever its name; a gzip stream cut short counts ``pcap.truncated_record`` like a
@@ -19,9 +21,13 @@ import gzip
 import struct
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from capture.errors import Anomalies, Malformed
+from capture.fastpath import index_pcap, index_pcapng
 
 BLOCK_SIZE = 1 << 22          # read 4 MiB at a time
 MAX_RECORD = 1 << 18          # 262144: the largest packet Wireshark accepts in a capture file
@@ -51,6 +57,30 @@ def not_a_capture(path, why: str) -> Malformed:
 
 def read_packets(path: str | Path, anomalies: Anomalies) -> Iterator[Packet]:
     """Every packet of one capture file (plain or gzip'd) in file order; damage is counted in ``anomalies``."""
+    for frames in read_frames(path, anomalies):
+        view = memoryview(frames.data)
+        for start, length, ts, linktype in zip(frames.start.tolist(), frames.length.tolist(), frames.ts.tolist(),
+                                               frames.linktype.tolist()):
+            yield ts, linktype, view[start:start + length]
+
+
+@dataclass
+class Frames:
+    """Consecutive packets of a file as columns: packet i is ``data[start[i]:start[i] + length[i]]``."""
+
+    data: bytes
+    start: np.ndarray     # int64
+    length: np.ndarray    # int64
+    ts: np.ndarray        # float64, epoch seconds
+    linktype: np.ndarray  # int32
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+
+def read_frames(path: str | Path, anomalies: Anomalies) -> Iterator[Frames]:
+    """The packets of one capture file (plain or gzip'd) as ``Frames`` blocks, in file order. Damage is counted
+    in ``anomalies`` when the walk reaches it, after the block of the packets before it was yielded."""
     with open(path, "rb") as raw:
         compressed = raw.read(2) == GZIP_MAGIC
         raw.seek(0)
@@ -87,7 +117,7 @@ class _Gunzip:
         return bytes(out)
 
 
-def _packets(f, path, anomalies: Anomalies) -> Iterator[Packet]:
+def _packets(f, path, anomalies: Anomalies) -> Iterator[Frames]:
     """The packets of one open capture stream, its format told by the magic of its first block."""
     head = f.read(24)
     if len(head) < 4:
@@ -108,13 +138,14 @@ def _packets(f, path, anomalies: Anomalies) -> Iterator[Packet]:
 
 
 class _Blocks:
-    """A read buffer over a file: ``need(n)`` makes at least n bytes available from ``pos``."""
+    """A read buffer over a file: ``need(n)`` makes at least n bytes available from ``pos``; ``array`` is the
+    buffer as NumPy octets for the indexers."""
 
-    __slots__ = ("f", "buf", "view", "pos")
+    __slots__ = ("f", "buf", "view", "array", "pos")
 
     def __init__(self, f, initial: bytes = b""):
         self.f, self.buf, self.pos = f, initial, 0
-        self.view = memoryview(initial)
+        self.view, self.array = memoryview(initial), np.frombuffer(initial, np.uint8)
 
     def need(self, n: int) -> bool:
         while len(self.buf) - self.pos < n:
@@ -122,27 +153,29 @@ class _Blocks:
             if not more:
                 return False
             self.buf = self.buf[self.pos:] + more
-            self.view, self.pos = memoryview(self.buf), 0
+            self.view, self.array, self.pos = memoryview(self.buf), np.frombuffer(self.buf, np.uint8), 0
         return True
 
     def left(self) -> int:
         return len(self.buf) - self.pos
 
 
-def _pcap(f, endian: str, scale: float, linktype: int, anomalies: Anomalies) -> Iterator[Packet]:
+def _pcap(f, endian: str, scale: float, linktype: int, anomalies: Anomalies) -> Iterator[Frames]:
     """Classic pcap records after the 24-octet file header: ts_sec, ts_frac, caplen, origlen, data."""
     record = struct.Struct(endian + "III")
     blocks = _Blocks(f)
     while blocks.need(16):
-        sec, frac, caplen = record.unpack_from(blocks.buf, blocks.pos)
-        if caplen > MAX_RECORD:
+        start, length, ts, blocks.pos, bad = index_pcap(blocks.array, blocks.pos, endian == ">", scale)
+        if len(start):
+            yield Frames(blocks.buf, start, length, ts, np.full(len(start), linktype, np.int32))
+        if bad:
             anomalies["pcap.bad_record"] += 1
             return
-        if not blocks.need(16 + caplen):
+        if not blocks.need(16):  # the buffer ended inside the record at pos: read on, or the file is cut
             break
-        start = blocks.pos + 16
-        blocks.pos = start + caplen
-        yield sec + frac * scale, linktype, blocks.view[start:start + caplen]
+        caplen = record.unpack_from(blocks.buf, blocks.pos)[2]
+        if caplen <= MAX_RECORD and not blocks.need(16 + caplen):
+            break
     if blocks.left():
         anomalies["pcap.truncated_record"] += 1
 
@@ -171,18 +204,38 @@ def _interface(body: memoryview, endian: str) -> _Interface:
     return _Interface(linktype, snaplen, divisor, offset)
 
 
+def _interface_columns(interfaces: list[_Interface]) -> tuple[np.ndarray, ...]:
+    """A section's interfaces as the columns ``index_pcapng`` takes."""
+    return (np.array([i.linktype for i in interfaces], np.int32), np.array([i.snaplen for i in interfaces], np.int64),
+            np.array([i.divisor for i in interfaces], np.float64), np.array([i.offset for i in interfaces], np.int64))
+
+
 def _byte_order(blocks: _Blocks) -> str | None:
     """The struct byte order an SHB's byte-order magic announces for its section (§4.1), None if neither."""
     return {PCAPNG_BYTE_ORDER_MAGIC: "<", 0x4D3C2B1A: ">"}.get(struct.unpack_from("<I", blocks.buf, blocks.pos + 8)[0])
 
 
-def _pcapng(f, head: bytes, path, anomalies: Anomalies) -> Iterator[Packet]:
-    """pcapng blocks: type, total length, body, total length again; the SHB sets the byte order of its section."""
+def _one(blocks: _Blocks, start: int, length: int, ts: float, linktype: int) -> Frames:
+    return Frames(blocks.buf, np.array([start], np.int64), np.array([length], np.int64), np.array([ts]),
+                  np.array([linktype], np.int32))
+
+
+def _pcapng(f, head: bytes, path, anomalies: Anomalies) -> Iterator[Frames]:
+    """pcapng blocks: type, total length, body, total length again; the SHB sets the byte order of its section.
+
+    ``index_pcapng`` takes the runs of packet blocks; the loop body reads the block it stopped at."""
     blocks = _Blocks(f, head)
     if not blocks.need(12) or _byte_order(blocks) is None:
         raise not_a_capture(path, "pcapng section header missing or cut short")
     endian, interfaces, last_ts = "<", [], 0.0
+    columns = _interface_columns(interfaces)
     while blocks.need(12):
+        start, length, ts, linktype, blocks.pos, last_ts = index_pcapng(blocks.array, blocks.pos, endian == ">",
+                                                                        *columns, last_ts)
+        if len(start):
+            yield Frames(blocks.buf, start, length, ts, linktype)
+        if not blocks.need(12):
+            break
         buf, pos = blocks.buf, blocks.pos
         if struct.unpack_from("<I", buf, pos)[0] == PCAPNG_SHB:
             endian = _byte_order(blocks)
@@ -190,6 +243,7 @@ def _pcapng(f, head: bytes, path, anomalies: Anomalies) -> Iterator[Packet]:
                 anomalies["pcap.bad_record"] += 1
                 return
             interfaces = []
+            columns = _interface_columns(interfaces)
         kind, length = _BLOCK_HEADER[endian].unpack_from(buf, pos)
         if length < 12 or length % 4 or length > MAX_BLOCK:
             anomalies["pcap.bad_record"] += 1
@@ -215,7 +269,7 @@ def _pcapng(f, head: bytes, path, anomalies: Anomalies) -> Iterator[Packet]:
                 continue
             i = interfaces[iface]
             last_ts = ((high << 32) | low) / i.divisor + i.offset
-            yield last_ts, i.linktype, body[20:20 + caplen]
+            yield _one(blocks, pos + 28, caplen, last_ts, i.linktype)
         elif kind == BLOCK_SPB:
             if not interfaces or len(body) < 4:
                 anomalies["pcap.bad_record"] += 1
@@ -223,11 +277,12 @@ def _pcapng(f, head: bytes, path, anomalies: Anomalies) -> Iterator[Packet]:
             i = interfaces[0]
             caplen = min(struct.unpack_from(endian + "I", body)[0], len(body) - 4, i.snaplen or MAX_RECORD)
             # An SPB has no timestamp (§4.4): it inherits the previous packet's, so time stays monotonic.
-            yield last_ts, i.linktype, body[4:4 + caplen]
+            yield _one(blocks, pos + 12, caplen, last_ts, i.linktype)
         elif kind == BLOCK_IDB:
             if len(body) < 8:
                 anomalies["pcap.bad_record"] += 1
                 return
             interfaces.append(_interface(body, endian))
+            columns = _interface_columns(interfaces)
     if blocks.left():
         anomalies["pcap.truncated_record"] += 1

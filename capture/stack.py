@@ -19,6 +19,7 @@ is the run's list so far.
 import re
 import socket
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +31,10 @@ from capture.ipa import IPA_TCP_PORTS, IpaLayer, tcp_ports
 from capture.link import LINKTYPE_ETHERNET, ip_start
 from capture.mtp3 import POINT_CODE_OCTETS, SI_SCCP, STANDARD_ITU, MtpStandards, point_code, routing_label
 from capture.payloads import PROTO_BSSAP, PROTO_BSSAP_LE, PROTO_S1AP, PayloadBatch
-from capture.pcap import read_packets
+from capture.fastpath import FAST, SLOW, WHAT_M2UA, WHAT_S1AP, Scan, gather, sweeps
+from capture.pcap import Frames, read_frames, read_packets
 from capture.sccp import CONNECTION_IDLE, SCCP_DT1, SCCP_DT2, SCCP_UDT, SCCP_XUDT
-from capture.sctp import SctpLayer
+from capture.sctp import MAX_DIRECTIONS, RECENT_TSNS, SctpLayer
 
 # What an SCTP user message is: IANA payload protocol identifiers, and the well-known ports for PPID 0.
 _S1AP, _M3UA, _M2UA = 1, 2, 3
@@ -44,18 +46,33 @@ SSN_BSSAP_LE = frozenset((250, 251, 252))  # BSC, MSC and SMLC (BSSAP-LE, TS 49.
 
 
 def read_payloads(path, mtp3_standard: str = "auto", batch_frames: int = 65536,
-                  connection_idle: float = CONNECTION_IDLE) -> Iterator[PayloadBatch]:
+                  connection_idle: float = CONNECTION_IDLE, fast: bool = True) -> Iterator[PayloadBatch]:
     """Every signaling payload of a capture file (or of a directory of rotated files, read in name order as one
     capture; plain or gzip'd), in batches covering ``batch_frames`` frames each; the last batch carries the
-    end-of-file anomalies. An SCCP connection silent for ``connection_idle`` seconds of capture time is dropped."""
+    end-of-file anomalies. An SCCP connection silent for ``connection_idle`` seconds of capture time is dropped.
+
+    Blocks of frames go through the compiled fast path (``Stack.frames``); ``fast=False`` feeds ``Stack.frame``
+    one packet at a time instead, as the live sources do: the reference the fast path is tested and timed against."""
     stack = Stack(mtp3_standard, connection_idle)
     frame = 0
     for file in capture_files(path):
-        for ts, linktype, data in read_packets(file, stack.anomalies):
-            frame += 1
-            stack.frame(frame, ts, linktype, data)
-            if frame % batch_frames == 0:
-                yield stack.batch()
+        if not fast:
+            for ts, linktype, data in read_packets(file, stack.anomalies):
+                frame += 1
+                stack.frame(frame, ts, linktype, data)
+                if frame % batch_frames == 0:
+                    yield stack.batch()
+            continue
+        for frames in read_frames(file, stack.anomalies):
+            scan = Scan(frames)
+            at = 0
+            while at < len(frames):
+                end = min(len(frames), at + batch_frames - frame % batch_frames)
+                stack.frames(frame + 1 - at, frames, scan, at, end)
+                frame += end - at
+                at = end
+                if frame % batch_frames == 0:
+                    yield stack.batch()
     stack.finish()
     yield stack.batch()
 
@@ -108,10 +125,121 @@ class Stack:
 
     def _reset(self) -> None:
         self._rows: list[tuple] = []  # one tuple per payload, in PayloadBatch column order
+        self._keys: list[int] = []    # its place: frame << 9 | the chunk's order in a FAST frame
         self._data = bytearray()
+        self._fast: list[tuple] = []  # S1AP rows of FAST frames, as columns: keys, frame, ts, flow, length, data
+        self._key = 0
+
+    # -- blocks of frames (the compiled fast path) ----------------------------------------------------------------
+    def frames(self, base: int, frames: Frames, scan: Scan, lo: int, hi: int) -> None:
+        """Frames ``lo``..``hi`` of a block, frame ``i`` numbered ``base + i``: SLOW ones through ``frame()``, the
+        runs of others between them through ``_run``, in frame order."""
+        view, at = memoryview(frames.data), lo
+        for f in (lo + np.flatnonzero(scan.cls[lo:hi] == SLOW)).tolist() + [hi]:
+            if at < f:
+                self._run(base, frames, scan, at, f)
+            if f < hi:
+                start = int(frames.start[f])
+                self.frame(base + f, float(frames.ts[f]), int(frames.linktype[f]),
+                           view[start:start + int(frames.length[f])])
+            at = f + 1
+
+    def _run(self, base: int, frames: Frames, scan: Scan, lo: int, hi: int) -> None:
+        """SKIP and FAST frames: the state ``frame()`` would have updated for them, and their payloads."""
+        sctp = self.sctp
+        swept, latest = sweeps(frames.ts[lo:hi][scan.cls[lo:hi] == FAST], sctp._swept, 1.0)
+        if latest > -np.inf:  # capture.sctp sweeps at a packet a second after the last sweep
+            if sctp._reassembling:  # no fragment arrives in a run: one sweep at the latest time removes the same
+                sctp._sweep(latest)
+            sctp._swept = swept
+        c0, c1 = np.searchsorted(scan.c_frame, (lo, hi))
+        if c0 == c1:
+            return
+        chunks = np.arange(c0, c1)
+        view = memoryview(frames.data)
+        starts, lengths = scan.c_start[chunks], scan.c_len[chunks]
+        signatures = list(zip(scan.c_stream[chunks].tolist(), scan.c_ssn[chunks].tolist(),
+                              map(hash, map(view.__getitem__, map(slice, starts.tolist(),
+                                                                  (starts + lengths).tolist())))))
+        fresh = self._fresh(scan, chunks, signatures)
+        chunks = chunks[fresh]
+        if not len(chunks):
+            return
+        frame, flow, what = scan.c_frame[chunks], scan.flow[scan.c_frame[chunks]], scan.c_what[chunks]
+        # Endpoints and associations are numbered as they first appear: walk the chunks that can create them (a
+        # flow not seen before; M3UA and M2UA, whose point codes are endpoints too) in order.
+        flows, first = np.unique(flow, return_index=True)
+        new = [i for f, i in zip(flows.tolist(), first.tolist()) if scan.flows[f] not in self._flows]
+        m3ua_sccp = scan.c_opc[chunks] >= 0
+        walk = np.union1d(np.flatnonzero(m3ua_sccp | (what == WHAT_M2UA)), new).astype(np.int64)
+        if len(walk):
+            c = chunks[walk]
+            f = frame[walk]
+            for args in zip((base + f).tolist(), frames.ts[f].tolist(), flow[walk].tolist(),
+                            what[walk].tolist(), ((base + f) << 9 | scan.c_order[c]).tolist(), scan.c_opc[c].tolist(),
+                            scan.c_dpc[c].tolist(), scan.c_user[c].tolist(), scan.c_user_len[c].tolist(),
+                            scan.c_start[c].tolist(), scan.c_len[c].tolist()):
+                self._walk(scan, view, *args)
+        s1ap = what == WHAT_S1AP
+        if s1ap.any():
+            chunks, frame = chunks[s1ap], frame[s1ap]
+            known = np.array([self._flows.get(key, (-1, -1, -1)) for key in scan.flows], np.int32)
+            self._fast.append(((base + frame) << 9 | scan.c_order[chunks], base + frame, frames.ts[frame],
+                               known[flow[s1ap]], scan.c_len[chunks],
+                               gather(scan.buf, scan.c_start[chunks], scan.c_len[chunks])))
+
+    def _walk(self, scan, view, frame, ts, flow, what, key, opc, dpc, user, user_len, start, length) -> None:
+        """One chunk of a FAST frame that ``_run`` hands to the Python layers above SCTP."""
+        a, b, assoc = self._flow(*scan.flows[flow])
+        if what == WHAT_S1AP:
+            return
+        self._key = key
+        try:
+            if opc >= 0:
+                self._m3ua_sccp(frame, ts, assoc, opc, dpc, view[user:user + user_len])
+            elif what == WHAT_M2UA:
+                self._sctp_message(frame, ts, what, a, b, assoc, view[start:start + length])
+        except DecodeError as err:
+            self.anomalies.count(err)
+
+    def _fresh(self, scan: Scan, chunks: np.ndarray, signatures: list[tuple]) -> np.ndarray:
+        """Which chunks are not retransmissions, with capture.sctp's per-direction memory of TSNs updated as
+        ``SctpLayer.packet`` would: in bulk for a direction whose TSNs in the run are all new to it, chunk by chunk
+        otherwise."""
+        sctp = self.sctp
+        fresh = np.ones(len(chunks), bool)
+        directions = scan.direction[scan.c_frame[chunks]]
+        tsns = scan.c_tsn[chunks]
+        ids, first = np.unique(directions, return_index=True)
+        if len(sctp._directions) + len(ids) > MAX_DIRECTIONS:  # directions would be evicted mid-run: one by one
+            for i, (d, tsn, signature) in enumerate(zip(directions.tolist(), tsns.tolist(), signatures)):
+                fresh[i] = sctp._direction(*scan.directions[d]).fresh(tsn, signature)
+            return self._count_duplicates(fresh)
+        order = np.argsort(directions, kind="stable")
+        bounds = np.searchsorted(directions[order], ids).tolist() + [len(order)]
+        for n in np.argsort(first).tolist():  # capture.sctp creates directions as they first appear
+            mine = order[bounds[n]:bounds[n + 1]]
+            direction = sctp._direction(*scan.directions[ids[n]])
+            seen, mine_tsns = direction.seen, tsns[mine]
+            if len(np.unique(mine_tsns)) == len(mine) and seen.keys().isdisjoint(mine_tsns.tolist()):
+                seen.update(zip(mine_tsns.tolist(), map(signatures.__getitem__, mine.tolist())))
+                for tsn in list(islice(seen, max(0, len(seen) - RECENT_TSNS))):
+                    del seen[tsn]
+            else:
+                for i, tsn in zip(mine.tolist(), mine_tsns.tolist()):
+                    fresh[i] = direction.fresh(tsn, signatures[i])
+        return self._count_duplicates(fresh)
+
+    def _count_duplicates(self, fresh: np.ndarray) -> np.ndarray:
+        """Count the chunks ``fresh`` rejects as ``sctp.duplicate_tsn``, as SctpLayer.packet does."""
+        duplicates = len(fresh) - int(fresh.sum())
+        if duplicates:
+            self.anomalies["sctp.duplicate_tsn"] += duplicates
+        return fresh
 
     # -- per frame ---------------------------------------------------------------------------------------------
     def frame(self, frame: int, ts: float, linktype: int, data: memoryview) -> None:
+        self._key = frame << 9
         try:
             if (linktype == LINKTYPE_ETHERNET and len(data) >= 46 and data[12] == 0x08 and data[13] == 0x00
                     and data[14] == 0x45 and data[23] == PROTO_SCTP and not (data[20] & 0x3F or data[21])):
@@ -160,14 +288,18 @@ class Stack:
         elif what == _M3UA:
             pd = m3ua.protocol_data(message)
             if pd is not None and pd.si == SI_SCCP:
-                standard = self.mtp.known(assoc) or self.mtp.of(assoc, lambda std: _sccp_parses(pd.user_data, std))
-                self._sccp(frame, ts, assoc, self._pc_endpoint(pd.opc, standard), self._pc_endpoint(pd.dpc, standard),
-                           pd.user_data, standard)
+                self._m3ua_sccp(frame, ts, assoc, pd.opc, pd.dpc, pd.user_data)
         else:
             found = m2ua.msu(message)
             if found is not None:
                 interface, msu = found
                 self._msu(frame, ts, assoc, (assoc, interface), msu)
+
+    def _m3ua_sccp(self, frame, ts, assoc, opc, dpc, user_data) -> None:
+        """The SCCP user data of an M3UA DATA message, its point codes read with the association's layout."""
+        standard = self.mtp.known(assoc) or self.mtp.of(assoc, lambda std: _sccp_parses(user_data, std))
+        self._sccp(frame, ts, assoc, self._pc_endpoint(opc, standard), self._pc_endpoint(dpc, standard), user_data,
+                   standard)
 
     def _mtp2_frame(self, frame, ts, linktype, data) -> None:
         found = mtp2.msu(linktype, data)
@@ -215,6 +347,7 @@ class Stack:
 
     def _emit(self, frame, ts, proto, assoc, src, dst, conn, sccp_type, payload) -> None:
         self._rows.append((frame, ts, proto, assoc, src, dst, conn, sccp_type, len(self._data), len(payload)))
+        self._keys.append(self._key)
         self._data += payload
 
     # -- run-wide indices --------------------------------------------------------------------------------------
@@ -273,12 +406,29 @@ class Stack:
     def batch(self) -> PayloadBatch:
         fresh = self.anomalies - self._reported
         self._reported = Anomalies(self.anomalies)
-        columns = list(zip(*self._rows)) or [()] * len(_COLUMNS)
-        out = PayloadBatch(**{name: np.array(values, dtype=dtype) for (name, dtype), values in zip(_COLUMNS, columns)},
-                           data=bytes(self._data), endpoints=list(self.endpoints),
-                           associations=list(self.associations), anomalies=Anomalies(fresh))
+        rows = list(zip(*self._rows)) or [()] * len(_COLUMNS)
+        columns = {name: np.array(values, dtype=dtype) for (name, dtype), values in zip(_COLUMNS, rows)}
+        data = bytes(self._data)
+        if self._fast:
+            columns, data = self._merge(columns, data)
+        out = PayloadBatch(**columns, data=data, endpoints=list(self.endpoints), associations=list(self.associations),
+                           anomalies=Anomalies(fresh))
         self._reset()
         return out
+
+    def _merge(self, columns: dict, data: bytes) -> tuple[dict, bytes]:
+        """The payloads ``frame()`` emitted and the fast path's S1AP columns, in frame and chunk order."""
+        keys, frame, ts, flow, length, payloads = (np.concatenate(c) for c in zip(*self._fast))
+        n = len(keys)
+        fast = {"frame": frame, "ts": ts, "proto": np.full(n, PROTO_S1AP), "assoc": flow[:, 2], "src": flow[:, 0],
+                "dst": flow[:, 1], "conn": np.full(n, -1), "sccp_type": np.zeros(n), "length": length,
+                "offset": len(data) + np.cumsum(length) - length}
+        order = np.argsort(np.concatenate((np.array(self._keys, np.int64), keys)), kind="stable")
+        merged = {name: np.concatenate((columns[name], fast[name])).astype(dtype)[order] for name, dtype in _COLUMNS}
+        source = np.concatenate((np.frombuffer(data, np.uint8), payloads))
+        out = gather(source, merged["offset"], merged["length"].astype(np.int64))
+        merged["offset"] = np.cumsum(merged["length"], dtype=np.int64) - merged["length"]
+        return merged, out.tobytes()
 
 
 _COLUMNS = (("frame", np.uint32), ("ts", np.float64), ("proto", np.uint8), ("assoc", np.int32), ("src", np.int32),
