@@ -10,7 +10,11 @@ import csv
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+
+import numba
+import numpy as np
 
 HOME_MCC, HOME_MNC = "460", "00"
 UTC_OFFSET_HOURS = 8  # China Standard Time; schedules below are local times
@@ -106,15 +110,14 @@ class City:
             lat += dlat
         return city
 
-    def serving(self, lat: float, lon: float) -> CellSite:
-        """The sector a phone at (lat, lon) camps on: nearest site, sector facing the phone."""
-        site = min(range(len(self.sites)),
-                   key=lambda s: (self.sites[s][0] - lat) ** 2 + ((self.sites[s][1] - lon) * 0.864) ** 2)
-        slat, slon = self.sites[site]
-        bearing = math.degrees(math.atan2((lon - slon) * 0.864, lat - slat)) % 360
-        sector = min(range(3), key=lambda k: min(abs(bearing - SECTOR_AZIMUTHS[k]),
-                                                 360 - abs(bearing - SECTOR_AZIMUTHS[k])))
-        return self.cells[site * 3 + sector]
+    @cached_property
+    def grid(self) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
+        """What ``serving`` needs: the midpoints between row latitudes and between column longitudes (the sites
+        stand row by row on one grid), the number of columns, and each site's lat/lon."""
+        lats = np.array(sorted({lat for lat, _ in self.sites}))
+        lons = np.array(sorted({lon for _, lon in self.sites}))
+        sites = np.array(self.sites)
+        return (lats[:-1] + lats[1:]) / 2, (lons[:-1] + lons[1:]) / 2, len(lons), sites[:, 0], sites[:, 1]
 
     def border_sites(self) -> list[int]:
         """The easternmost column of sites: the edge of the watched network, where a subscriber leaves it."""
@@ -138,6 +141,19 @@ class City:
                             65, 1500, "GSM900", 0])
                 w.writerow(["4G", HOME_MCC, HOME_MNC, "", "", c.tac, c.eci, name, c.lat, c.lon, c.azimuth,
                             65, 1200, "B3", 0])
+
+
+@numba.njit(cache=True)
+def serving(lat: float, lon: float, lat_mids, lon_mids, cols, site_lat, site_lon) -> int:
+    """The index in ``City.cells`` of the sector a phone at (lat, lon) camps on (``City.grid`` gives the rest):
+    the nearest site (lon scaled by 0.864), the sector whose azimuth (every 120° from north) faces the phone.
+
+    On a grid the squared distance is a row term plus a column term, so the nearest site is the nearest row's
+    nearest column; the number of midpoints below the point is that row's (column's) index.
+    """
+    site = np.searchsorted(lat_mids, lat) * cols + np.searchsorted(lon_mids, lon)
+    bearing = math.degrees(math.atan2((lon - site_lon[site]) * 0.864, lat - site_lat[site])) % 360
+    return site * 3 + int(math.ceil((bearing - 60) / 120)) % 3
 
 
 def write_fence(path: Path) -> None:

@@ -5,10 +5,21 @@ pcap (libpcap classic format, µs timestamps, LINKTYPE_ETHERNET), IPv4 (RFC 791)
 link, opened with a four-way handshake before the first DATA so a dissector sees a proper association; CRC32c checksum,
 App. B), M3UA (RFC 4666 §3.3.1 DATA with Protocol Data, after ASP Up / ASP Active so the association looks like a live
 one), SCCP (ITU-T Q.713 §4: UDT, CR, CC, DT1, RLSD, RLC).
+
+The simulator hands messages over subscriber by subscriber; ``PcapWriter`` spools them to disk by minute and writes
+the frames in time order with a Numba kernel (headers, counters, checksums), so a big city streams in bounded memory.
 """
 
+import math
+import shutil
 import socket
 import struct
+import tempfile
+from array import array
+from pathlib import Path
+
+import numba
+import numpy as np
 
 LINKTYPE_ETHERNET = 1
 PPID_M3UA, PPID_S1AP = 3, 18      # RFC 9260 / IANA SCTP payload protocol identifiers
@@ -18,8 +29,8 @@ SSN_BSSAP = 254                   # Q.713 Annex B: the A-interface BSSAP subsyst
 def _crc32c_tables() -> tuple[list[int], list[int], list[int]]:
     """Byte table of the reflected Castagnoli polynomial, and two 16-bit slicing tables built from it.
 
-    Four octets per step (slicing-by-4, folded into two 64K tables) quarters the interpreted loop, which is
-    the dominant cost of writing a packet.
+    Four octets per step (slicing-by-4, folded into two 64K tables) quarters the interpreted loop; captures are
+    written by ``_frames`` with the byte table, this is for the odd packet built in Python.
     """
     t0 = []
     for n in range(256):
@@ -48,25 +59,193 @@ def crc32c(data: bytes) -> int:
     return crc ^ 0xFFFFFFFF
 
 
+# Kinds of wire record: a message that goes into one DATA chunk, or control chunks written as they are (INIT,
+# the only one sent with verification tag 0, and the other handshake chunks).
+DATA, CHUNKS, CHUNKS_NO_TAG = 0, 1, 2
+BUCKET_S = 60.0              # the spool keeps the records of each minute of capture apart
+SPOOL_RECORDS = 1 << 19      # records held in memory before the spool writes them to its files
+_FRAME_OVERHEAD = 16 + 14 + 20 + 12 + 16 + 3  # pcap record, Ethernet, IPv4, SCTP common header, DATA header, pad
+
+
+@numba.njit(cache=True)
+def _frames(ts_us, dirs, streams, kinds, offsets, lengths, blob, heads, vtags, ppids, tsns, ssns, ip_ids, ip_sums,
+            crc_table, out):
+    """Write the pcap records of ``len(ts_us)`` messages (in wire order) into ``out``; return the bytes written.
+
+    Per direction: ``heads`` the Ethernet header (14), source and destination address (8) and ports (4);
+    ``tsns``/``ssns``/``ip_ids`` the sender's counters, advanced here. A DATA record gets its chunk header (RFC 9260
+    §3.3.1, flags B|E), every packet its CRC32c (App. B) and IPv4 header checksum (RFC 791).
+    """
+    at = 0
+    for i in range(len(ts_us)):
+        d, kind, n, src = dirs[i], kinds[i], lengths[i], offsets[i]
+        chunk = 16 + n + (-n % 4) if kind == DATA else n
+        total = 20 + 12 + chunk
+        frame = 14 + total
+        sec, usec = ts_us[i] // 1_000_000, ts_us[i] % 1_000_000
+        for k in range(4):  # pcap record header, little-endian: seconds, µs, captured and original length
+            out[at + k] = (sec >> (8 * k)) & 0xFF
+            out[at + 4 + k] = (usec >> (8 * k)) & 0xFF
+            out[at + 8 + k] = (frame >> (8 * k)) & 0xFF
+            out[at + 12 + k] = (frame >> (8 * k)) & 0xFF
+        e = at + 16
+        out[e:e + 14] = heads[d, 0:14]
+        ip = e + 14
+        ip_ids[d] = (ip_ids[d] + 1) & 0xFFFF
+        s = ip_sums[d] + total + ip_ids[d]
+        s = (s & 0xFFFF) + (s >> 16)
+        s = (s & 0xFFFF) + (s >> 16)
+        s = ~s & 0xFFFF
+        out[ip] = 0x45
+        out[ip + 1] = 0
+        out[ip + 2], out[ip + 3] = total >> 8, total & 0xFF
+        out[ip + 4], out[ip + 5] = ip_ids[d] >> 8, ip_ids[d] & 0xFF
+        out[ip + 6], out[ip + 7], out[ip + 8], out[ip + 9] = 0x40, 0, 64, 132
+        out[ip + 10], out[ip + 11] = s >> 8, s & 0xFF
+        out[ip + 12:ip + 20] = heads[d, 14:22]
+        sc = ip + 20
+        out[sc:sc + 4] = heads[d, 22:26]
+        tag = 0 if kind == CHUNKS_NO_TAG else vtags[d]
+        for k in range(4):
+            out[sc + 4 + k] = (tag >> (24 - 8 * k)) & 0xFF
+            out[sc + 8 + k] = 0
+        c = sc + 12
+        if kind == DATA:
+            stream = streams[i]
+            ssn = ssns[d, stream]
+            ssns[d, stream] = (ssn + 1) & 0xFFFF
+            tsn = tsns[d]
+            tsns[d] = (tsn + 1) & 0xFFFFFFFF
+            length, ppid = 16 + n, ppids[d]
+            out[c], out[c + 1], out[c + 2], out[c + 3] = 0, 3, length >> 8, length & 0xFF
+            for k in range(4):
+                out[c + 4 + k] = (tsn >> (24 - 8 * k)) & 0xFF
+                out[c + 12 + k] = (ppid >> (24 - 8 * k)) & 0xFF
+            out[c + 8], out[c + 9], out[c + 10], out[c + 11] = stream >> 8, stream & 0xFF, ssn >> 8, ssn & 0xFF
+            out[c + 16:c + 16 + n] = blob[src:src + n]
+            for k in range(c + 16 + n, c + chunk):
+                out[k] = 0
+        else:
+            out[c:c + n] = blob[src:src + n]
+        crc = np.uint32(0xFFFFFFFF)
+        for k in range(sc, sc + 12 + chunk):
+            crc = crc_table[(crc ^ out[k]) & 0xFF] ^ (crc >> np.uint32(8))
+        crc ^= np.uint32(0xFFFFFFFF)
+        for k in range(4):
+            out[sc + 8 + k] = (crc >> np.uint32(8 * k)) & 0xFF
+        at = sc + 12 + chunk
+    return at
+
+
 class PcapWriter:
-    """Classic libpcap file (magic a1b2c3d4, v2.4, µs resolution, Ethernet link type)."""
+    """Classic libpcap file (magic a1b2c3d4, v2.4, µs resolution, Ethernet link type) of SCTP associations.
+
+    Messages may be handed over in any order: each goes to the spool with its time, and ``close`` writes them
+    in time order (equal times in the order given), a minute of capture at a time, so memory stays bounded
+    however long the capture. The SCTP and IPv4 counters are assigned in that wire order.
+    """
 
     def __init__(self, path):
-        self._file = open(path, "wb")
-        self._file.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, LINKTYPE_ETHERNET))
+        self.path = Path(path)
+        self._spool = Path(tempfile.mkdtemp(prefix="spool-", dir=self.path.parent))
+        self._ts, self._what, self._payloads = array("d"), array("q"), []
+        self._seq = 0                  # sequence number of the first record held
+        self.directions: list[_Direction] = []
+        self.associations: list[_Association] = []
+        self.messages = 0
 
-    def write(self, ts: float, frame: bytes) -> None:
-        usec = round(ts * 1_000_000)
-        self._file.write(struct.pack("<IIII", usec // 1_000_000, usec % 1_000_000, len(frame), len(frame)) + frame)
+    def direction(self, d: "_Direction") -> int:
+        self.directions.append(d)
+        return len(self.directions) - 1
+
+    def add(self, ts: float, direction: int, stream: int, kind: int, payload: bytes) -> None:
+        """Spool one record: its time, what it is (direction, stream, kind packed in one integer), its bytes."""
+        self._ts.append(ts)
+        self._what.append(direction << 8 | stream << 2 | kind)
+        self._payloads.append(payload)
+        if len(self._payloads) >= SPOOL_RECORDS:
+            self._spill()
+
+    def _spill(self, seq: np.ndarray | None = None) -> None:
+        """Append the records held to the spool file of their minute: count, columns, payloads. ``seq`` orders
+        records of equal time; by default the order they were added in, after every record spilled before."""
+        n = len(self._payloads)
+        if not n:
+            return
+        ts, what = np.frombuffer(self._ts, np.float64), np.frombuffer(self._what, np.int64)
+        if seq is None:
+            seq = self._seq + np.arange(n, dtype=np.int64)
+            self._seq += n
+            self.messages += n
+        lengths = np.fromiter(map(len, self._payloads), np.int64, n)
+        bucket = np.floor(ts / BUCKET_S).astype(np.int64)
+        order = np.argsort(bucket, kind="stable")
+        cuts = np.flatnonzero(np.diff(bucket[order])) + 1
+        payloads = self._payloads
+        for part in np.split(order, cuts):
+            with open(self._spool / f"{bucket[part[0]]}.bin", "ab") as f:
+                blob = b"".join([payloads[i] for i in part.tolist()])
+                f.write(struct.pack("<qq", len(part), len(blob)))
+                for column in (ts, seq, what, lengths):
+                    f.write(column[part].tobytes())
+                f.write(blob)
+        self._ts, self._what, self._payloads = array("d"), array("q"), []
+
+    def _load(self, key: int) -> tuple:
+        """The spooled records of one minute: time, seq, what, length columns and the payloads back to back."""
+        columns = [[] for _ in range(5)]
+        data = (self._spool / f"{key}.bin").read_bytes()
+        at = 0
+        while at < len(data):
+            n, size = struct.unpack_from("<qq", data, at)
+            at += 16
+            for c in range(4):
+                columns[c].append(np.frombuffer(data, np.float64 if c == 0 else np.int64, n, at))
+                at += n * 8
+            columns[4].append(np.frombuffer(data, np.uint8, size, at))
+            at += size
+        return tuple(np.concatenate(c) for c in columns)
 
     def close(self) -> None:
-        self._file.close()
+        self._spill()
+        for a in self.associations:  # control records: before every message of the same time
+            a.open_at_first_use()
+        self._spill(seq=np.arange(len(self._payloads), dtype=np.int64) - len(self._payloads))
+        n = len(self.directions)
+        heads = np.zeros((n, 26), np.uint8)
+        for i, d in enumerate(self.directions):
+            heads[i] = np.frombuffer(d.eth + d.src + d.dst + d.ports, np.uint8)
+        vtags = np.array([d.peer_tag for d in self.directions], np.uint32)
+        ppids = np.array([d.ppid for d in self.directions], np.uint32)
+        tsns = np.array([d.tsn for d in self.directions], np.uint32)
+        ssns = np.zeros((n, _Association.STREAMS), np.uint16)
+        ip_ids = np.zeros(n, np.int64)
+        ip_sums = np.array([d.ip_sum for d in self.directions], np.int64)
+        crc_table = np.array(_CRC_BYTE, np.uint32)
+        with open(self.path, "wb") as f:
+            f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, LINKTYPE_ETHERNET))
+            for key in sorted(int(p.stem) for p in self._spool.glob("*.bin")):
+                ts, seq, what, lengths, blob = self._load(key)
+                offsets = np.zeros(len(lengths), np.int64)
+                np.cumsum(lengths[:-1], out=offsets[1:])
+                order = np.lexsort((seq, ts))
+                what = what[order]
+                out = np.empty(int(lengths.sum()) + _FRAME_OVERHEAD * len(order), np.uint8)
+                size = _frames(np.rint(ts[order] * 1e6).astype(np.int64), what >> 8, (what >> 2) & 0x3F, what & 3,
+                               offsets[order], lengths[order], blob, heads, vtags, ppids, tsns, ssns, ip_ids,
+                               ip_sums, crc_table, out)
+                f.write(out[:size].data)
+                (self._spool / f"{key}.bin").unlink()
+        self._spool.rmdir()
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, kind, *exc):
+        if kind is None:
+            self.close()
+        else:  # the simulation failed: no capture, and no spool left behind
+            shutil.rmtree(self._spool)
 
 
 def _mac_for(ip: str) -> bytes:
@@ -80,38 +259,22 @@ def _tag_for(ip: str, port: int) -> int:
 
 
 class _Direction:
-    """One direction of an SCTP association: the Ethernet/IPv4 headers precomputed, and the sender's TSN/SSN state."""
+    """One direction of an SCTP association: what its packets' Ethernet/IPv4/SCTP headers hold (the writer keeps
+    the counters), and its index in the writer."""
 
-    def __init__(self, src_ip, dst_ip, src_port, dst_port, src_mac, dst_mac):
+    def __init__(self, writer: PcapWriter, src_ip, dst_ip, src_port, dst_port, src_mac, dst_mac, ppid):
         self.eth = dst_mac + src_mac + b"\x08\x00"
         self.src, self.dst = socket.inet_aton(src_ip), socket.inet_aton(dst_ip)
         # RFC 791: version 4, IHL 5, DF, TTL 64, protocol 132; only total length, ID and checksum vary.
         fixed = struct.unpack("!10H", struct.pack("!BBHHHBBH4s4s", 0x45, 0, 0, 0, 0x4000, 64, 132, 0,
                                                   self.src, self.dst))
         self.ip_sum = sum(fixed)
-        self.ip_id = 0
         self.ports = struct.pack("!HH", src_port, dst_port)
         self.own_tag = _tag_for(src_ip, src_port)
         self.peer_tag = 0          # the tag this side must put in its packets: the peer's Initiate Tag
-        self.tsn = self.own_tag
-        self.ssn: dict[int, int] = {}
-
-    def next_ssn(self, stream: int) -> int:
-        ssn = self.ssn.get(stream, 0)
-        self.ssn[stream] = (ssn + 1) & 0xFFFF
-        return ssn
-
-    def packet(self, chunks: bytes, vtag: int | None = None) -> bytes:
-        sctp = self.ports + struct.pack("!II", self.peer_tag if vtag is None else vtag, 0) + chunks
-        sctp = sctp[:8] + struct.pack("<I", crc32c(sctp)) + sctp[12:]
-        total = 20 + len(sctp)
-        self.ip_id = (self.ip_id + 1) & 0xFFFF
-        s = self.ip_sum + total + self.ip_id
-        s = (s & 0xFFFF) + (s >> 16)
-        s = (s & 0xFFFF) + (s >> 16)
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, self.ip_id, 0x4000, 64, 132, ~s & 0xFFFF,
-                         self.src, self.dst)
-        return self.eth + ip + sctp
+        self.tsn = self.own_tag    # the initial TSN
+        self.ppid = ppid
+        self.index = writer.direction(self)
 
 
 def _chunk(kind: int, flags: int, body: bytes) -> bytes:
@@ -120,72 +283,53 @@ def _chunk(kind: int, flags: int, body: bytes) -> bytes:
 
 
 class _Association:
-    """An SCTP association between a client (eNodeB, BSC: ``uplink``) and a server (MME, MSC)."""
+    """An SCTP association between a client (eNodeB, BSC: ``uplink``) and a server (MME, MSC), opened with the
+    four-way handshake just before its first message on the wire."""
 
     A_RWND, STREAMS = 65535, 17
 
     def __init__(self, writer: PcapWriter, client_ip, server_ip, client_port, server_port, ppid,
                  client_mac=None, server_mac=None):
         cmac, smac = client_mac or _mac_for(client_ip), server_mac or _mac_for(server_ip)
-        self.writer, self.ppid = writer, ppid
-        self.dirs = {True: _Direction(client_ip, server_ip, client_port, server_port, cmac, smac),
-                     False: _Direction(server_ip, client_ip, server_port, client_port, smac, cmac)}
-        self.established = False
-
-    def _handshake(self, ts: float) -> None:
-        """RFC 9260 §5.1: INIT, INIT ACK (with State Cookie), COOKIE ECHO, COOKIE ACK."""
-        up, down = self.dirs[True], self.dirs[False]
+        self.writer = writer
+        up = _Direction(writer, client_ip, server_ip, client_port, server_port, cmac, smac, ppid)
+        down = _Direction(writer, server_ip, client_ip, server_port, client_port, smac, cmac, ppid)
         up.peer_tag, down.peer_tag = down.own_tag, up.own_tag
+        self.dirs = {True: up, False: down}
+        self._index = {True: up.index, False: down.index}
+        self.first_use = math.inf
+        self.on_open = []          # (uplink, stream, payload) messages the upper layer sends first (ASP Up …)
+        writer.associations.append(self)
+
+    def open_at_first_use(self) -> None:
+        """RFC 9260 §5.1: INIT, INIT ACK (with State Cookie), COOKIE ECHO, COOKIE ACK, then ``on_open``."""
+        if self.first_use == math.inf:
+            return
+        ts, up, down, add = self.first_use, self.dirs[True], self.dirs[False], self.writer.add
         cookie = struct.pack("!II", up.own_tag, down.own_tag)
-        write = self.writer.write
         init = struct.pack("!IIHHI", up.own_tag, self.A_RWND, self.STREAMS, self.STREAMS, up.tsn)
-        write(ts, up.packet(_chunk(1, 0, init), vtag=0))
+        add(ts, up.index, 0, CHUNKS_NO_TAG, _chunk(1, 0, init))
         init_ack = struct.pack("!IIHHI", down.own_tag, self.A_RWND, self.STREAMS, self.STREAMS, down.tsn)
-        write(ts, down.packet(_chunk(2, 0, init_ack + struct.pack("!HH", 7, 4 + len(cookie)) + cookie)))
-        write(ts, up.packet(_chunk(10, 0, cookie)))
-        write(ts, down.packet(_chunk(11, 0, b"")))
-        self.established = True
+        add(ts, down.index, 0, CHUNKS, _chunk(2, 0, init_ack + struct.pack("!HH", 7, 4 + len(cookie)) + cookie))
+        add(ts, up.index, 0, CHUNKS, _chunk(10, 0, cookie))
+        add(ts, down.index, 0, CHUNKS, _chunk(11, 0, b""))
+        for uplink, stream, payload in self.on_open:
+            add(ts, self.dirs[uplink].index, stream, DATA, payload)
 
-    def data_chunk(self, d: _Direction, payload: bytes, stream: int, ssn: int, flags: int = 3) -> bytes:
-        """RFC 9260 §3.3.1 DATA: flags U/B/E (B|E = an unfragmented message), TSN, stream, SSN, PPID."""
-        tsn, d.tsn = d.tsn, (d.tsn + 1) & 0xFFFFFFFF
-        return _chunk(0, flags, struct.pack("!IHHI", tsn, stream, ssn, self.ppid) + payload)
-
-    def send(self, ts: float, payloads: list[bytes], uplink: bool, stream: int) -> None:
-        """One packet carrying one DATA chunk per payload."""
-        if not self.established:
-            self._handshake(ts)
-        d = self.dirs[uplink]
-        chunks = b"".join(self.data_chunk(d, p, stream, d.next_ssn(stream)) for p in payloads)
-        self.writer.write(ts, d.packet(chunks))
-
-    def send_fragmented(self, ts: float, payload: bytes, uplink: bool, pieces: int, stream: int) -> None:
-        """One user message split into ``pieces`` DATA chunks (consecutive TSNs, one SSN), one packet each (§6.9)."""
-        if not self.established:
-            self._handshake(ts)
-        d = self.dirs[uplink]
-        ssn, size = d.next_ssn(stream), -(-len(payload) // pieces)
-        parts = [payload[i:i + size] for i in range(0, len(payload), size)]
-        for i, part in enumerate(parts):
-            flags = (2 if i == 0 else 0) | (1 if i == len(parts) - 1 else 0)
-            self.writer.write(ts, d.packet(self.data_chunk(d, part, stream, ssn, flags)))
+    def send(self, ts: float, payload: bytes, uplink: bool, stream: int = 1) -> None:
+        """One packet carrying the message in one DATA chunk."""
+        if ts < self.first_use:
+            self.first_use = ts
+        self.writer.add(ts, self._index[uplink], stream, DATA, payload)
 
 
-class S1Link:
-    """One eNodeB↔MME S1-MME association (TS 36.412: SCTP, PPID 18, MME port 36412); uplink = eNodeB→MME."""
+class S1Link(_Association):
+    """One eNodeB↔MME S1-MME association (TS 36.412: SCTP, PPID 18, MME port 36412); uplink = eNodeB→MME.
+    ``send(ts, pdu, uplink)`` puts an S1AP PDU on stream 1."""
 
     def __init__(self, writer: PcapWriter, enb_ip: str, mme_ip: str, enb_port: int, mme_port: int = 36412,
                  enb_mac: bytes | None = None, mme_mac: bytes | None = None):
-        self._sctp = _Association(writer, enb_ip, mme_ip, enb_port, mme_port, PPID_S1AP, enb_mac, mme_mac)
-
-    def send(self, ts: float, pdu: bytes, uplink: bool, stream: int = 1) -> None:
-        self._sctp.send(ts, [pdu], uplink, stream)
-
-    def send_bundle(self, ts: float, pdus: list[bytes], uplink: bool, stream: int = 1) -> None:
-        self._sctp.send(ts, pdus, uplink, stream)
-
-    def send_fragmented(self, ts: float, pdu: bytes, uplink: bool, pieces: int = 2, stream: int = 1) -> None:
-        self._sctp.send_fragmented(ts, pdu, uplink, pieces, stream)
+        super().__init__(writer, enb_ip, mme_ip, enb_port, mme_port, PPID_S1AP, enb_mac, mme_mac)
 
 
 # -- M3UA (RFC 4666) and SCCP (ITU-T Q.713) for the A-interface ---------------------------------------------------
@@ -250,22 +394,19 @@ class M3uaLink:
         self._mtp3 = {True: struct.pack("!IIBBBB", bsc_pc, msc_pc, 3, network_indicator, 0, sls),
                       False: struct.pack("!IIBBBB", msc_pc, bsc_pc, 3, network_indicator, 0, sls)}
         self._bsc_address, self._msc_address = _sccp_address(bsc_pc, SSN_BSSAP), _sccp_address(msc_pc, SSN_BSSAP)
-        self._active = False
-
-    def _asp_activate(self, ts: float) -> None:
-        """RFC 4666 §4.3.4: ASP Up / Ack, then ASP Active / Ack (traffic mode loadshare) on stream 0."""
-        send = self._sctp.send
-        send(ts, [_m3ua(3, 1, b"")], True, 0)
-        send(ts, [_m3ua(3, 4, b"")], False, 0)
+        # RFC 4666 §4.3.4: ASP Up / Ack, then ASP Active / Ack (traffic mode loadshare) on stream 0, once the
+        # association is up.
         mode = _m3ua_param(0x000B, struct.pack("!I", 2))
-        send(ts, [_m3ua(4, 1, mode + self._rc)], True, 0)
-        send(ts, [_m3ua(4, 3, mode + self._rc)], False, 0)
-        self._active = True
+        self._sctp.on_open = [(True, 0, _m3ua(3, 1, b"")), (False, 0, _m3ua(3, 4, b"")),
+                              (True, 0, _m3ua(4, 1, mode + self._rc)), (False, 0, _m3ua(4, 3, mode + self._rc))]
 
     def _send(self, ts: float, sccp: bytes, uplink: bool) -> None:
-        if not self._active:
-            self._asp_activate(ts)
-        self._sctp.send(ts, [_m3ua(1, 1, self._rc + _m3ua_param(0x0210, self._mtp3[uplink] + sccp))], uplink, 1)
+        """M3UA DATA (class 1, type 1): routing context, Protocol Data (tag 0x0210: the MTP3 fields, then SCCP)."""
+        n = 16 + len(sccp)  # Protocol Data TLV without padding
+        pad = -n % 4
+        self._sctp.send(ts, b"".join((struct.pack("!BBBBI", 1, 0, 1, 1, 8 + len(self._rc) + n + pad), self._rc,
+                                      struct.pack("!HH", 0x0210, n), self._mtp3[uplink], sccp, b"\x00" * pad)),
+                        uplink, 1)
 
     def sccp_udt(self, ts: float, bssap: bytes, uplink: bool) -> None:
         """Q.713 §4.10 Unitdata, protocol class 0: connectionless BSSMAP (Paging, Reset)."""
@@ -283,8 +424,9 @@ class M3uaLink:
         self._send(ts, bytes((SCCP_CC,)) + _ref(dst_ref) + _ref(src_ref) + b"\x02\x00", False)
 
     def sccp_dt1(self, ts: float, dst_ref: int, bssap: bytes, uplink: bool) -> None:
-        """Q.713 §4.5 Data Form 1: the BSSAP of an established connection, no segmenting."""
-        self._send(ts, bytes((SCCP_DT1,)) + _ref(dst_ref) + b"\x00" + _with_pointers([bssap], None), uplink)
+        """Q.713 §4.5 Data Form 1: the BSSAP of an established connection, no segmenting; its one variable
+        parameter's pointer is 1 (the next octet), as ``_with_pointers`` would write it."""
+        self._send(ts, b"".join((bytes((SCCP_DT1,)), _ref(dst_ref), bytes((0, 1, len(bssap))), bssap)), uplink)
 
     def sccp_rlsd(self, ts: float, dst_ref: int, src_ref: int, uplink: bool, cause: int = 0) -> None:
         """Q.713 §4.7 Released, with release cause (§3.11; 0 = end user originated) and no optional part."""

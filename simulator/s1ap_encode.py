@@ -8,6 +8,7 @@ go through the small bit writer ``_Bits``.
 """
 
 import socket
+from functools import lru_cache
 
 from simulator.bssap_encode import bcd, plmn_identity
 
@@ -88,10 +89,14 @@ def _pdu(kind: int, procedure: int, criticality: int, ies: list[bytes]) -> bytes
     return bytes((kind << 5, procedure, criticality << 6)) + _length(len(value)) + value
 
 
+def _octets(value: int) -> int:
+    return (value.bit_length() + 7) // 8 or 1
+
+
 def _uint(value: int) -> bytes:
     """INTEGER (0..2^32-1) or (0..2^24-1), i.e. MME/eNB-UE-S1AP-ID: X.691 §11.5.7.4 indefinite-length case,
     the octet count - 1 in 2 bits (padded), then the minimal octets."""
-    n = max(1, (value.bit_length() + 7) // 8)
+    n = _octets(value)
     return bytes(((n - 1) << 6,)) + value.to_bytes(n, "big")
 
 
@@ -109,9 +114,11 @@ def _enb_ue_id(enb_ue_id: int) -> bytes:
     return _ie(ID_ENB_UE_S1AP_ID, REJECT, _uint(enb_ue_id))
 
 
-def _ids(mme_ue_id: int, enb_ue_id: int, criticality: int = REJECT) -> list[bytes]:
-    return [_ie(ID_MME_UE_S1AP_ID, criticality, _uint(mme_ue_id)),
-            _ie(ID_ENB_UE_S1AP_ID, criticality, _uint(enb_ue_id))]
+@lru_cache(maxsize=16)
+def _ids(mme_ue_id: int, enb_ue_id: int, criticality: int = REJECT) -> tuple[bytes, bytes]:
+    """The UE ID pair; cached because every message of one UE connection carries the same pair."""
+    return (_ie(ID_MME_UE_S1AP_ID, criticality, _uint(mme_ue_id)),
+            _ie(ID_ENB_UE_S1AP_ID, criticality, _uint(enb_ue_id)))
 
 
 def _nas(nas: bytes) -> bytes:
@@ -129,10 +136,20 @@ def _ecgi(mcc: str, mnc: str, eci: int) -> bytes:
     return b"\x00" + plmn_identity(mcc, mnc) + (eci << 4).to_bytes(4, "big")
 
 
-def _location(mcc: str, mnc: str, tac: int, eci: int, tai_criticality: int = IGNORE) -> list[bytes]:
-    return [_ie(ID_EUTRAN_CGI, IGNORE, _ecgi(mcc, mnc, eci)), _ie(ID_TAI, tai_criticality, _tai(mcc, mnc, tac))]
+@lru_cache(maxsize=4096)
+def _location(mcc: str, mnc: str, tac: int, eci: int, tai_criticality: int = IGNORE) -> tuple[bytes, bytes]:
+    """The EUTRAN-CGI and TAI IEs of a cell: the same bytes for every message from it, so built once per cell."""
+    return _ie(ID_EUTRAN_CGI, IGNORE, _ecgi(mcc, mnc, eci)), _ie(ID_TAI, tai_criticality, _tai(mcc, mnc, tac))
 
 
+@lru_cache(maxsize=4096)
+def _initial_cell_ies(mcc: str, mnc: str, tac: int, eci: int, rrc_cause: str) -> tuple[bytes, bytes, bytes]:
+    """The TAI, EUTRAN-CGI and RRC establishment cause IEs of an Initial UE Message, per cell and cause."""
+    return (_ie(ID_TAI, REJECT, _tai(mcc, mnc, tac)), _ie(ID_EUTRAN_CGI, IGNORE, _ecgi(mcc, mnc, eci)),
+            _ie(ID_RRC_ESTABLISHMENT_CAUSE, IGNORE, _rrc_cause(rrc_cause)))
+
+
+@lru_cache(maxsize=256)
 def _cause(cause: tuple[str, int]) -> bytes:
     """§9.2.1.3 Cause: extensible CHOICE (3 bits) of extensible ENUMERATEDs; a value past the root list is an
     extension addition (normally small number, X.691 §11.6)."""
@@ -169,12 +186,14 @@ def _tunnel(bits: _Bits, address: bytes, teid: int) -> _Bits:
     return bits.put(0, 1).put(8 * len(address) - 1, 8).octets(address).octets(teid.to_bytes(4, "big"))
 
 
+@lru_cache(maxsize=64)
 def _e_rab_tunnel_item(address: bytes, teid: int) -> bytes:
     """E-RABSetupItemCtxtSURes / E-RABToBeSwitchedDLItem: ext + iE-Extensions bits, e-RAB-ID (ext + 4 bits),
     transport address, TEID."""
     return _tunnel(_Bits().put(0, 2).put(0, 1).put(_E_RAB_ID, 4), address, teid).bytes()
 
 
+@lru_cache(maxsize=4)
 def _security_capabilities(criticality: int = REJECT) -> bytes:
     """§9.2.1.40: ext + optional bits, then two BIT STRING (SIZE(16, ...)) (ext bit + 16 bits each)."""
     value = _Bits().put(0, 2).put(0, 1).put(_ALGORITHMS, 16).put(0, 1).put(_ALGORITHMS, 16).bytes()
@@ -186,9 +205,7 @@ def _security_capabilities(criticality: int = REJECT) -> bytes:
 def initial_ue_message(enb_ue_id: int, nas: bytes, mcc: str, mnc: str, tac: int, eci: int,
                        rrc_cause: str = "mo-Signalling", s_tmsi: tuple[int, int] | None = None) -> bytes:
     """§9.1.7.1: the first uplink NAS message of a connection, with the TAI and E-UTRAN CGI of the serving cell."""
-    ies = [_enb_ue_id(enb_ue_id), _nas(nas), _ie(ID_TAI, REJECT, _tai(mcc, mnc, tac)),
-           _ie(ID_EUTRAN_CGI, IGNORE, _ecgi(mcc, mnc, eci)),
-           _ie(ID_RRC_ESTABLISHMENT_CAUSE, IGNORE, _rrc_cause(rrc_cause))]
+    ies = [_enb_ue_id(enb_ue_id), _nas(nas), *_initial_cell_ies(mcc, mnc, tac, eci, rrc_cause)]
     if s_tmsi is not None:
         ies.append(_ie(ID_S_TMSI, REJECT, _s_tmsi(*s_tmsi)))
     return _pdu(INITIATING, PROC_INITIAL_UE_MESSAGE, IGNORE, ies)
@@ -214,6 +231,13 @@ def initial_context_setup_request(mme_ue_id: int, enb_ue_id: int, nas: bytes | N
                                   teid: int = 0x01000001) -> bytes:
     """§9.1.4.1 with its mandatory IEs: UE-AMBR, one E-RAB (id 5, QCI 9, ARP 9) carrying ``nas`` when given
     (e.g. the Attach Accept), UE security capabilities, KeNB."""
+    return _pdu(INITIATING, PROC_INITIAL_CONTEXT_SETUP, REJECT,
+                [*_ids(mme_ue_id, enb_ue_id), *_context_ies(nas, ambr_dl, ambr_ul, teid)])
+
+
+@lru_cache(maxsize=64)
+def _context_ies(nas: bytes | None, ambr_dl: int, ambr_ul: int, teid: int) -> tuple[bytes, ...]:
+    """The Initial Context Setup Request's IEs after the UE IDs: for a service request (no NAS) always the same."""
     ambr = _put_uint(_put_uint(_Bits().put(0, 2), ambr_dl, 3), ambr_ul, 3).bytes()
     item = _Bits().put(0, 1).put(nas is not None, 1).put(0, 1).put(0, 1).put(_E_RAB_ID, 4)
     # E-RABLevelQoSParameters: ext, 2 optional bits, QCI (1 aligned octet), ARP (ext, opt, priority 9,
@@ -223,17 +247,22 @@ def initial_context_setup_request(mme_ue_id: int, enb_ue_id: int, nas: bytes | N
     if nas is not None:
         item.octets(_length(len(nas)) + nas)
     e_rabs = b"\x00" + _ie(ID_E_RAB_TO_BE_SETUP_ITEM_CTXT_SU_REQ, REJECT, item.bytes())  # SIZE(1..256): count - 1
-    return _pdu(INITIATING, PROC_INITIAL_CONTEXT_SETUP, REJECT,
-                [*_ids(mme_ue_id, enb_ue_id), _ie(ID_UE_AGGREGATE_MAXIMUM_BITRATE, REJECT, ambr),
-                 _ie(ID_E_RAB_TO_BE_SETUP_LIST_CTXT_SU_REQ, REJECT, e_rabs), _security_capabilities(),
-                 _ie(ID_SECURITY_KEY, REJECT, _KEY)])
+    return (_ie(ID_UE_AGGREGATE_MAXIMUM_BITRATE, REJECT, ambr),
+            _ie(ID_E_RAB_TO_BE_SETUP_LIST_CTXT_SU_REQ, REJECT, e_rabs), _security_capabilities(),
+            _ie(ID_SECURITY_KEY, REJECT, _KEY))
 
 
 def initial_context_setup_response(mme_ue_id: int, enb_ue_id: int, teid: int = 0x02000001) -> bytes:
     """§9.1.4.3: the E-RAB set up, with the eNodeB's downlink tunnel end."""
-    item = _ie(ID_E_RAB_SETUP_ITEM_CTXT_SU_RES, IGNORE, _e_rab_tunnel_item(_ENB_ADDRESS, teid))
     return _pdu(SUCCESSFUL, PROC_INITIAL_CONTEXT_SETUP, REJECT,
-                [*_ids(mme_ue_id, enb_ue_id, IGNORE), _ie(ID_E_RAB_SETUP_LIST_CTXT_SU_RES, IGNORE, b"\x00" + item)])
+                [*_ids(mme_ue_id, enb_ue_id, IGNORE), _setup_list(teid)])
+
+
+@lru_cache(maxsize=64)
+def _setup_list(teid: int) -> bytes:
+    """E-RABSetupListCtxtSURes IE: the one E-RAB with the eNodeB's tunnel end."""
+    item = _ie(ID_E_RAB_SETUP_ITEM_CTXT_SU_RES, IGNORE, _e_rab_tunnel_item(_ENB_ADDRESS, teid))
+    return _ie(ID_E_RAB_SETUP_LIST_CTXT_SU_RES, IGNORE, b"\x00" + item)
 
 
 def ue_context_release_request(mme_ue_id: int, enb_ue_id: int,
@@ -245,10 +274,11 @@ def ue_context_release_request(mme_ue_id: int, enb_ue_id: int,
 
 def ue_context_release_command(mme_ue_id: int, enb_ue_id: int | None, cause: tuple[str, int]) -> bytes:
     """§9.1.4.6: UE-S1AP-IDs CHOICE (§9.2.3.x): the ID pair, or the MME-UE-S1AP-ID alone."""
-    if enb_ue_id is None:
-        ids = _put_uint(_Bits().put(0, 1).put(1, 1), mme_ue_id).bytes()
-    else:
-        ids = _put_uint(_put_uint(_Bits().put(0, 4), mme_ue_id), enb_ue_id).bytes()
+    if enb_ue_id is None:  # CHOICE index 1 after the extension bit, then the ID's 2-bit octet count, aligned
+        ids = bytes((0x40 | (_octets(mme_ue_id) - 1) << 4,)) + mme_ue_id.to_bytes(_octets(mme_ue_id), "big")
+    else:  # extension bit, CHOICE index 0, the pair's extension and iE-Extensions bits, then two _uint fields
+        ids = (bytes(((_octets(mme_ue_id) - 1) << 2,)) + mme_ue_id.to_bytes(_octets(mme_ue_id), "big")
+               + _uint(enb_ue_id))
     return _pdu(INITIATING, PROC_UE_CONTEXT_RELEASE, REJECT,
                 [_ie(ID_UE_S1AP_IDS, REJECT, ids), _ie(ID_CAUSE, IGNORE, _cause(cause))])
 

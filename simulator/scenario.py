@@ -17,12 +17,15 @@ the previous state too). ``scenario.json`` holds the thresholds and cell sets th
 
 import csv
 import gzip
-import heapq
 import json
+import math
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+import numba
+import numpy as np
 
 from decoders.events import SNAPSHOT_VERSION
 from decoders.identity import imei_check_digit
@@ -31,7 +34,7 @@ from simulator import bssap_encode as bssap
 from simulator import nas_encode as nas
 from simulator import s1ap_encode as s1ap
 from simulator.city import (DEVICE_TACS, FOREIGN_PLMNS, HOME_MCC, HOME_MNC, POIS, PROVINCES, UTC_OFFSET_HOURS,
-                            City, CellSite, km_to_deg, write_fence, write_number_segments)
+                            City, CellSite, km_to_deg, serving, write_fence, write_number_segments)
 from simulator.pcap import M3uaLink, PcapWriter, S1Link
 
 STEP_S = 10.0              # position sampling period
@@ -57,6 +60,7 @@ CAST = {"rider": 40, "airport_stay": 40, "silent_returner": 40, "weak_signal": 4
 RIDER_KMH, LEAVER_KMH = 120.0, 90.0
 AIRPORT_KM = 1.0           # the airport's cell group: the sectors of the sites this close to the terminal
 WEAK_SIGNAL_CYCLES = 4
+BLOCK = 1000               # subscribers whose cells are sampled together (arrays of BLOCK × steps)
 
 
 @dataclass
@@ -73,17 +77,12 @@ class Subscriber:
     known_tmsi: int | None = None             # the TMSI it was attached with then: yesterday's probe knew it
     last_seen: float | None = None            # when the probe last saw it before the capture (previous state)
     activity_per_h: float | None = None       # calls/SMS/service requests per hour, if not the usual rate
+    track: memoryview | None = None           # index in city.cells of the serving cell at each sampling step
+    area_ends: memoryview | None = None       # for each step, the first later step in another area (or steps)
 
     @property
     def imeisv(self) -> str:
         return self.imei[:14] + SOFTWARE_VERSION
-
-    def position(self, t: float) -> tuple[float, float] | None:
-        for t0, t1, a, b in self.plan:
-            if t0 <= t <= t1:
-                f = 0.0 if t1 == t0 else (t - t0) / (t1 - t0)
-                return a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f
-        return None
 
 
 def _luhn_imei(rng: random.Random, tacs: list[str] = DEVICE_TACS) -> str:
@@ -94,31 +93,29 @@ def _luhn_imei(rng: random.Random, tacs: list[str] = DEVICE_TACS) -> str:
 class Network:
     """The simulated core and RAN: allocates identities, writes messages, records truth."""
 
-    def __init__(self, city: City, writer: PcapWriter, truth, rng: random.Random):
+    def __init__(self, city: City, writer: PcapWriter, truth, rng: random.Random, t0: float, steps: int):
         self.city, self.writer, self.truth, self.rng = city, writer, truth, rng
+        self.t0, self.steps = t0, steps            # sampling steps at t0, t0 + STEP_S, … (sub.track)
         self._s1: dict[int, S1Link] = {}
         self._a: dict[int, M3uaLink] = {}
         self._sccp_ref = 0x100
         self._mme_ue_id = 1000
         self._enb_ue_id: dict[int, int] = {}
-        self._queue: list = []
-        self._seq = 0
         self.observed: dict[str, str | None] = {}  # imsi -> last cell the network saw since power on
         self.phones: dict[str, str] = {}           # imsi -> TAC and serial of the last IMEI the network learnt
         self.located: set[str] = set()              # imsis the network has seen in a cell
-        self.messages = 0
         self.put_down: list[str] = []              # IMEIs of phones their subscriber stopped using
+        self.history: list = []                     # (µs, event, cell, iface) of the subscriber being scheduled
 
-    # -- scheduling: procedures of many subscribers interleave on the wire in time order -------------
-    def at(self, ts: float, fn, *args) -> None:
-        self._seq += 1
-        heapq.heappush(self._queue, (ts, self._seq, fn, args))
+    # -- where subscribers are: the cell of the sampling step nearest a time -------------------------------------
+    def step_at_or_after(self, t: float) -> int:
+        """The first sampling step whose time is ≥ ``t``."""
+        k = max(0, math.ceil((t - self.t0) / STEP_S))
+        return k + 1 if self.t0 + k * STEP_S < t else k
 
-    def run(self) -> None:
-        while self._queue:
-            ts, _, fn, args = heapq.heappop(self._queue)
-            fn(ts, *args)
-            self.messages += 1
+    def cell_at(self, sub: Subscriber, t: float) -> CellSite:
+        k = min(max(round((t - self.t0) / STEP_S), 0), self.steps - 1)
+        return self.city.cells[sub.track[k]]
 
     # -- truth --------------------------------------------------------------------------------------
     def record(self, ts: float, sub: Subscriber, event: str, cell: str | None, detail=None,
@@ -129,18 +126,20 @@ class Network:
                 self.record(ts, sub, "roaming_in", cell, "international")
             elif not sub.imsi.startswith(PROVINCES[0][2]):  # a China Mobile subscriber of another province
                 self.record(ts, sub, "roaming_in", cell, "domestic")
-        self.truth.write(json.dumps({"ts": round(ts, 6), "imsi": sub.imsi, "event": event, "cell": cell,
-                                     "detail": detail, "iface": "A" if sub.rat == "2G" else "S1",
-                                     **({"cause": cause} if cause is not None else {})}) + "\n")
+        ts, iface = round(ts, 6), "A" if sub.rat == "2G" else "S1"
+        self.truth.write(json.dumps({"ts": ts, "imsi": sub.imsi, "event": event, "cell": cell, "detail": detail,
+                                     "iface": iface, **({"cause": cause} if cause is not None else {})}) + "\n")
+        self.history.append((round(ts * 1_000_000), event, cell, iface))
 
     def seen(self, ts: float, sub: Subscriber, cell: CellSite, power_on: bool = False) -> str:
         """The network observes the subscriber in ``cell``: a cell_change if it moved since last seen."""
         key = cell.key_2g if sub.rat == "2G" else cell.key_4g
         prev = self.observed.get(sub.imsi)
         if prev is not None and prev != key and not power_on:
-            self.truth.write(json.dumps({"ts": round(ts, 6), "imsi": sub.imsi, "event": "cell_change",
-                                         "cell": key, "prev_cell": prev, "detail": None,
-                                         "iface": "A" if sub.rat == "2G" else "S1"}) + "\n")
+            ts, iface = round(ts, 6), "A" if sub.rat == "2G" else "S1"
+            self.truth.write(json.dumps({"ts": ts, "imsi": sub.imsi, "event": "cell_change", "cell": key,
+                                         "prev_cell": prev, "detail": None, "iface": iface}) + "\n")
+            self.history.append((round(ts * 1_000_000), "cell_change", key, iface))
         self.observed[sub.imsi] = key
         return key
 
@@ -150,6 +149,13 @@ class Network:
         if prev is not None and prev != sub.imei[:14]:
             self.record(ts, sub, "imei_change", cell, f"{prev[:8]}->{sub.imei[:8]}")
         self.phones[sub.imsi] = sub.imei[:14]
+
+    def forget(self, sub: Subscriber) -> None:
+        """Done with ``sub``: nothing else looks at its state, so a big city's does not pile up."""
+        self.observed.pop(sub.imsi, None)
+        self.phones.pop(sub.imsi, None)
+        self.located.discard(sub.imsi)
+        self.history = []
 
     # -- links ----------------------------------------------------------------------------------------
     def s1(self, cell: CellSite) -> S1Link:
@@ -174,18 +180,18 @@ class Network:
         link = self.a(cell)
         self._sccp_ref += 2
         bsc_ref, msc_ref = self._sccp_ref, self._sccp_ref + 1
-        self.at(ts, lambda t: link.sccp_cr(t, bsc_ref, bssap.complete_layer3(HOME_MCC, HOME_MNC, cell.lac, cell.ci, l3)))
-        self.at(ts + 0.02, lambda t: link.sccp_cc(t, bsc_ref, msc_ref))
+        link.sccp_cr(ts, bsc_ref, bssap.complete_layer3(HOME_MCC, HOME_MNC, cell.lac, cell.ci, l3))
+        link.sccp_cc(ts + 0.02, bsc_ref, msc_ref)
         t = ts + 0.02
         for dt, uplink, payload in steps:
             t += dt
             dst = msc_ref if uplink else bsc_ref
-            self.at(t, lambda tt, d=dst, u=uplink, p=payload: link.sccp_dt1(tt, d, p, u))
+            link.sccp_dt1(t, dst, payload, uplink)
         t += 0.05
-        self.at(t, lambda tt: link.sccp_dt1(tt, bsc_ref, bssap.clear_command(9), False))
-        self.at(t + 0.03, lambda tt: link.sccp_dt1(tt, msc_ref, bssap.clear_complete(), True))
-        self.at(t + 0.05, lambda tt: link.sccp_rlsd(tt, bsc_ref, msc_ref, False))
-        self.at(t + 0.07, lambda tt: link.sccp_rlc(tt, msc_ref, bsc_ref, True))
+        link.sccp_dt1(t, bsc_ref, bssap.clear_command(9), False)
+        link.sccp_dt1(t + 0.03, msc_ref, bssap.clear_complete(), True)
+        link.sccp_rlsd(t + 0.05, bsc_ref, msc_ref, False)
+        link.sccp_rlc(t + 0.07, msc_ref, bsc_ref, True)
         return t + 0.07
 
     def a_location_update(self, ts: float, sub: Subscriber, cell: CellSite, lu_type: str) -> float:
@@ -223,8 +229,7 @@ class Network:
                      (0.1, False, dtap(bssap.call_proceeding(ti_net)))]
         else:
             link = self.a(cell)
-            self.at(ts - 0.3, lambda t: link.sccp_udt(t, bssap.paging(sub.imsi, sub.tmsi, [(cell.lac, cell.ci)]),
-                                                      False))
+            link.sccp_udt(ts - 0.3, bssap.paging(sub.imsi, sub.tmsi, [(cell.lac, cell.ci)]), False)
             l3 = bssap.paging_response(tmsi=sub.tmsi)
             steps = [(0.1, False, dtap(bssap.setup_mt(ti_net, other)))]
         key = self.seen(ts, sub, cell)
@@ -280,23 +285,21 @@ class Network:
         self._mme_ue_id += 1
         mme_id = self._mme_ue_id
         ecgi = (HOME_MCC, HOME_MNC, cell.tac, cell.eci)
-        self.at(ts, lambda t: link.send(t, s1ap.initial_ue_message(enb_id, nas_pdu, *ecgi, rrc_cause=rrc_cause,
-                                                                    s_tmsi=s_tmsi), True))
+        link.send(ts, s1ap.initial_ue_message(enb_id, nas_pdu, *ecgi, rrc_cause=rrc_cause, s_tmsi=s_tmsi), True)
         t = ts
         for dt, kind, payload in steps:
             t += dt
             if kind == "dl":
-                self.at(t, lambda tt, p=payload: link.send(tt, s1ap.downlink_nas_transport(mme_id, enb_id, p), False))
+                link.send(t, s1ap.downlink_nas_transport(mme_id, enb_id, payload), False)
             elif kind == "ul":
-                self.at(t, lambda tt, p=payload: link.send(tt, s1ap.uplink_nas_transport(mme_id, enb_id, p, *ecgi), True))
+                link.send(t, s1ap.uplink_nas_transport(mme_id, enb_id, payload, *ecgi), True)
             elif kind == "ics":
-                self.at(t, lambda tt, p=payload: link.send(tt, s1ap.initial_context_setup_request(mme_id, enb_id, p),
-                                                           False))
-                self.at(t + 0.05, lambda tt: link.send(tt, s1ap.initial_context_setup_response(mme_id, enb_id), True))
+                link.send(t, s1ap.initial_context_setup_request(mme_id, enb_id, payload), False)
+                link.send(t + 0.05, s1ap.initial_context_setup_response(mme_id, enb_id), True)
                 t += 0.05
         t += 0.1
-        self.at(t, lambda tt: link.send(tt, s1ap.ue_context_release_command(mme_id, enb_id, ("nas", 0)), False))
-        self.at(t + 0.02, lambda tt: link.send(tt, s1ap.ue_context_release_complete(mme_id, enb_id), True))
+        link.send(t, s1ap.ue_context_release_command(mme_id, enb_id, ("nas", 0)), False)
+        link.send(t + 0.02, s1ap.ue_context_release_complete(mme_id, enb_id), True)
         return t + 0.02
 
     def guti(self, sub: Subscriber) -> tuple:
@@ -347,8 +350,17 @@ class Network:
         return self.s1_connection(ts, sub, cell, req, [], s_tmsi=(MMEC, sub.tmsi))
 
 
+def _new_imsi(rng: random.Random, prefix: str, taken: set[str]) -> str:
+    """A random IMSI under ``prefix`` that no other subscriber has (a big city would otherwise draw the same
+    one twice, and two phones would share one identity)."""
+    while (imsi := prefix + f"{rng.randrange(10 ** (15 - len(prefix))):0{15 - len(prefix)}d}") in taken:
+        pass
+    taken.add(imsi)
+    return imsi
+
+
 def _population(rng: random.Random, count: int, share_4g: float) -> list[Subscriber]:
-    subs = []
+    subs, taken = [], set()
     for i in range(count):
         r = rng.random()
         if r < 0.5:
@@ -361,7 +373,7 @@ def _population(rng: random.Random, count: int, share_4g: float) -> list[Subscri
             kind = "international_tourist"
             mcc, mnc = rng.choice(FOREIGN_PLMNS)
             imsi_prefix, province, msisdn_prefix = mcc + mnc, mcc, ""
-        imsi = imsi_prefix + f"{rng.randrange(10 ** (15 - len(imsi_prefix))):0{15 - len(imsi_prefix)}d}"
+        imsi = _new_imsi(rng, imsi_prefix, taken)
         msisdn = "86" + msisdn_prefix + f"{rng.randrange(10000):04d}" if msisdn_prefix else f"99{i:09d}"
         subs.append(Subscriber(imsi=imsi, imei=_luhn_imei(rng), rat="4G" if rng.random() < share_4g else "2G",
                                kind=kind, home=province, msisdn=msisdn))
@@ -369,7 +381,7 @@ def _population(rng: random.Random, count: int, share_4g: float) -> list[Subscri
         for _ in range(max(1, count // per)):
             province, _, imsi_prefix, msisdn_prefix = (rng.choice(PROVINCES[1:]) if kind == "airport_stay"
                                                        else PROVINCES[0])
-            imsi = imsi_prefix + f"{rng.randrange(10 ** (15 - len(imsi_prefix))):0{15 - len(imsi_prefix)}d}"
+            imsi = _new_imsi(rng, imsi_prefix, taken)
             sub = Subscriber(imsi=imsi, imei=_luhn_imei(rng), rat="4G" if rng.random() < share_4g else "2G",
                              kind=kind, home=province, msisdn="86" + msisdn_prefix + f"{rng.randrange(10000):04d}")
             sub.activity_per_h = {"rider": 180.0, "airport_stay": 12.0}.get(kind)
@@ -432,7 +444,7 @@ def _itinerary(rng: random.Random, sub: Subscriber, t0: float, t1: float,
         t += _travel_s(here, there, kmh)
         here = there
     sub.plan.append((t, max(t, t1), here, here))
-    off = rng.uniform(max(start + 1800, t1 - 3600), t1) if rng.random() < 0.15 else None
+    off = rng.uniform(max(start + 1800, t1 - 3600), t1) if rng.random() < 0.15 and start + 1800 < t1 else None
     return start, off if sub.kind not in ("weak_signal", "border_leaver") else None
 
 
@@ -450,29 +462,43 @@ def simulate(out_dir: str | Path, subscribers: int = 300, hours: float = 4.0, se
     subs = _population(rng, subscribers, share_4g)
     yesterday = random.Random(seed + 1)  # the previous state, drawn apart so that today's schedule stays as it was
     border_site = city.border_sites()[len(city.border_sites()) // 2]
-    with PcapWriter(out / "capture.pcap") as writer, open(out / "truth.jsonl", "w") as truth:
-        net = Network(city, writer, truth, rng)
-        for n, sub in enumerate(subs):
-            if sub.kind == "resident" and rng.random() < 0.5:
-                sub.tmsi = net.new_tmsi()  # phone remembers an identity the network has forgotten
-            elif sub.kind == "pre_attached":
-                sub.tmsi = sub.known_tmsi = net.new_tmsi()
-                sub.attached = True
-            if sub.attached:
-                sub.last_seen = t0 - yesterday.uniform(600, 3000)
-            elif sub.kind == "silent_returner":
-                sub.last_seen = t0 - yesterday.uniform(8, 25) * 86400
-            elif sub.kind in ("resident", "commuter", "weak_signal", "border_leaver", "rider", "pre_attached"):
-                sub.last_seen = t0 - yesterday.uniform(8, 20) * 3600
-            _schedule(net, rng, sub, *_itinerary(rng, sub, t0, t1, city.sites[border_site]), t1)
-            if progress:
-                progress(n + 1, len(subs))
-        net.run()
+    steps = math.floor(hours * 3600 / STEP_S) + 1
     border = sorted(key for c in city.cells if c.site in city.border_sites() for key in (c.key_2g, c.key_4g))
+    border_set = set(border)
     airport = {key: "airport" for c in city.cells_near(*POIS["xiaoshan_airport"], AIRPORT_KM)
                for key in (c.key_2g, c.key_4g)}
-    _append_pattern_truth(out / "truth.jsonl", {s.imsi: s.last_seen for s in subs if s.last_seen is not None},
-                          set(border), airport)
+    patterns, clock = [], 0  # pattern truth, and the last µs of the behaviour truth
+    with PcapWriter(out / "capture.pcap") as writer, open(out / "truth.jsonl", "w") as truth:
+        net = Network(city, writer, truth, rng, t0, steps)
+        for first in range(0, len(subs), BLOCK):
+            block, times = subs[first:first + BLOCK], []
+            for sub in block:
+                if sub.kind == "resident" and rng.random() < 0.5:
+                    sub.tmsi = net.new_tmsi()  # phone remembers an identity the network has forgotten
+                elif sub.kind == "pre_attached":
+                    sub.tmsi = sub.known_tmsi = net.new_tmsi()
+                    sub.attached = True
+                if sub.attached:
+                    sub.last_seen = t0 - yesterday.uniform(600, 3000)
+                elif sub.kind == "silent_returner":
+                    sub.last_seen = t0 - yesterday.uniform(8, 25) * 86400
+                elif sub.kind in ("resident", "commuter", "weak_signal", "border_leaver", "rider", "pre_attached"):
+                    sub.last_seen = t0 - yesterday.uniform(8, 20) * 3600
+                times.append(_itinerary(rng, sub, t0, t1, city.sites[border_site]))
+            _track(city, block, t0, steps)
+            for n, (sub, (on, off)) in enumerate(zip(block, times), first):
+                if on < t1:  # a visitor arriving after the capture is in the population, not on the wire
+                    _schedule(net, rng, sub, on, off, t1)
+                if net.history:
+                    clock = max(clock, max(e[0] for e in net.history))
+                    patterns += _pattern_truth(sub.imsi, sub.last_seen, net.history, border_set, airport)
+                net.forget(sub)
+                sub.plan, sub.track, sub.area_ends = [], None, None
+                if progress:
+                    progress(n + 1, len(subs))
+        for e, due in patterns:  # after the behaviour events, as a probe derives them
+            if due is None or due <= clock:
+                truth.write(json.dumps(e) + "\n")
     (out / "scenario.json").write_text(json.dumps({**PATTERNS, "cell_groups": airport, "border_cells": border,
                                                    "home_province": PROVINCES[0][0]}, indent=1))
     _write_previous_state(out / "previous_state.json.gz", subs)
@@ -485,8 +511,52 @@ def simulate(out_dir: str | Path, subscribers: int = 300, hours: float = 4.0, se
         for s in subs:
             w.writerow([s.imsi, s.imei, s.msisdn, s.rat, s.kind, s.home])
     return {"dir": str(out), "capture": str(out / "capture.pcap"), "truth": str(out / "truth.jsonl"),
-            "subscribers": len(subs), "messages": net.messages, "start": t0, "end": t1,
+            "subscribers": len(subs), "messages": writer.messages, "start": t0, "end": t1,
             "scenario": str(out / "scenario.json"), "previous_state": str(out / "previous_state.json.gz")}
+
+
+def _track(city: City, block: list[Subscriber], t0: float, steps: int) -> None:
+    """Fill ``track`` and ``area_ends`` of a block of subscribers: their plans as arrays of knots (where each leg
+    ends), walked at every sampling step by ``_walk``."""
+    knots = max(len(sub.plan) + 1 for sub in block)
+    kt, klat, klon = (np.empty((len(block), knots)) for _ in range(3))
+    for n, sub in enumerate(block):
+        legs = sub.plan
+        points = [(legs[0][0], *legs[0][2])] + [(t_end, *b) for _, t_end, _, b in legs]
+        points += [points[-1]] * (knots - len(points))
+        kt[n], klat[n], klon[n] = zip(*points)
+    area = np.array([[c.lac for c in city.cells], [c.tac for c in city.cells]])
+    rat = np.array([sub.rat != "2G" for sub in block], np.intp)
+    track, ends = _walk(kt, klat, klon, t0, STEP_S, steps, *city.grid, area[rat])
+    for sub, row, end_row in zip(block, track, ends):
+        sub.track, sub.area_ends = memoryview(row), memoryview(end_row)  # index to ints, not copied to lists
+
+
+@numba.njit(cache=True)
+def _walk(kt, klat, klon, t0, step, steps, lat_mids, lon_mids, cols, site_lat, site_lon, area):
+    """Per subscriber (row) and sampling step: the serving cell of the position on its piecewise-linear plan
+    (held at the ends), and the first later step whose cell is in another area than this step's (``steps`` if
+    none); ``area[row]`` maps a cell to its LAC or TAC."""
+    rows, knots = kt.shape
+    track = np.empty((rows, steps), np.int64)
+    ends = np.empty((rows, steps), np.int64)
+    for r in range(rows):
+        leg = 0
+        for k in range(steps):
+            t = t0 + k * step
+            while leg < knots - 2 and t > kt[r, leg + 1]:
+                leg += 1
+            span = kt[r, leg + 1] - kt[r, leg]
+            f = min(max((t - kt[r, leg]) / span, 0.0), 1.0) if span > 0 else 1.0  # no way to go on a zero leg
+            lat = klat[r, leg] + (klat[r, leg + 1] - klat[r, leg]) * f
+            lon = klon[r, leg] + (klon[r, leg + 1] - klon[r, leg]) * f
+            track[r, k] = serving(lat, lon, lat_mids, lon_mids, cols, site_lat, site_lon)
+        end = steps
+        for k in range(steps - 1, -1, -1):
+            ends[r, k] = end
+            if k and area[r, track[r, k]] != area[r, track[r, k - 1]]:
+                end = k
+    return track, ends
 
 
 def _write_previous_state(path: Path, subs: list[Subscriber]) -> None:
@@ -502,64 +572,56 @@ def _write_previous_state(path: Path, subs: list[Subscriber]) -> None:
         json.dump(state, f)
 
 
-def _append_pattern_truth(path: Path, last_seen: dict[str, float], border: set[str], groups: dict[str, str]) -> None:
-    """Add to the truth the pattern events its behaviour events imply, by the rules of docs/events.md restated
-    here on the simulator's own record (not the probe's code), with the thresholds of ``PATTERNS``."""
-    by_sub: dict[str, list] = {}  # imsi -> [(µs, event, cell, iface)]: compact, a big city's truth is long
-    clock = 0
-    with open(path) as f:
-        for line in f:
-            e = json.loads(line)
-            t = round(e["ts"] * 1_000_000)
-            clock = max(clock, t)
-            by_sub.setdefault(e["imsi"], []).append((t, e["event"], e["cell"], e["iface"]))
+def _pattern_truth(imsi: str, last_seen: float | None, evs: list, border: set[str],
+                   groups: dict[str, str]) -> list[tuple[dict, int | None]]:
+    """The pattern events one subscriber's behaviour events ``evs`` [(µs, event, cell, iface)] imply, by the rules
+    of docs/events.md restated here on the simulator's own record (not the probe's code), with the thresholds of
+    ``PATTERNS``. Each comes with None or, for a roaming_out, the µs it is due: it is true only if the truth goes on
+    that long, which is known once every subscriber is done."""
     p = PATTERNS
     silent, stay_us = round(p["silent_days"] * 86400e6), round(p["long_stay_s"] * 1e6)
     switch_us, cycle_us, out_us = (round(p["fast_switch_window_s"] * 1e6), round(p["on_off_window_s"] * 1e6),
                                    round(p["roaming_out_s"] * 1e6))
     found = []
-    for imsi, evs in by_sub.items():
-        evs.sort(key=lambda e: e[0])
 
-        def add(e, t, kind, detail, imsi=imsi):
-            found.append({"ts": round(t / 1e6, 6), "imsi": imsi, "event": kind, "cell": e[2], "detail": detail,
-                          "iface": e[3]})
+    def add(e, t, kind, detail, due=None):
+        found.append(({"ts": round(t / 1e6, 6), "imsi": imsi, "event": kind, "cell": e[2], "detail": detail,
+                       "iface": e[3]}, due))
 
-        last = round(last_seen[imsi] * 1_000_000) if imsi in last_seen else None
-        changes, cycles, group, since, stayed, off = [], [], None, 0, False, False
-        for n, e in enumerate(evs):
-            t, kind, cell = e[:3]
-            if kind == "power_on" and last is not None and t - last >= silent:
-                add(e, t, "silent_power_on", iso_us(last))
-            last = t
-            if kind == "cell_change":
-                changes = [c for c in changes if c >= t - switch_us] + [t]
-                if len(changes) >= p["fast_switch_changes"]:
-                    add(e, t, "fast_cell_switching", str(len(changes)))
-                    changes = []
-            if kind == "power_off":
-                group, off = None, True
-            else:
-                g = groups.get(cell, cell)
-                if g != group or kind == "power_on":
-                    group, since, stayed = g, t, False
-                elif not stayed and t - since >= stay_us:
-                    add(e, t, "long_stay", g)
-                    stayed = True
-            if kind == "power_on" and off:
-                off = False
-                cycles = [c for c in cycles if c >= t - cycle_us] + [t]
-                if len(cycles) >= p["on_off_cycles"]:
-                    add(e, t, "frequent_on_off", str(len(cycles)))
-                    cycles = []
-            if cell in border and kind != "power_off" and imsi[:3] == HOME_MCC:
-                due = t + out_us
-                following = evs[n + 1][0] if n + 1 < len(evs) else None
-                if due <= clock and (following is None or following >= due):
-                    add(e, due, "roaming_out", iso_us(t))
-    with open(path, "a") as f:
-        for e in found:
-            f.write(json.dumps(e) + "\n")
+    evs.sort(key=lambda e: e[0])
+    last = round(last_seen * 1_000_000) if last_seen is not None else None
+    changes, cycles, group, since, stayed, off = [], [], None, 0, False, False
+    for n, e in enumerate(evs):
+        t, kind, cell = e[:3]
+        if kind == "power_on" and last is not None and t - last >= silent:
+            add(e, t, "silent_power_on", iso_us(last))
+        last = t
+        if kind == "cell_change":
+            changes = [c for c in changes if c >= t - switch_us] + [t]
+            if len(changes) >= p["fast_switch_changes"]:
+                add(e, t, "fast_cell_switching", str(len(changes)))
+                changes = []
+        if kind == "power_off":
+            group, off = None, True
+        else:
+            g = groups.get(cell, cell)
+            if g != group or kind == "power_on":
+                group, since, stayed = g, t, False
+            elif not stayed and t - since >= stay_us:
+                add(e, t, "long_stay", g)
+                stayed = True
+        if kind == "power_on" and off:
+            off = False
+            cycles = [c for c in cycles if c >= t - cycle_us] + [t]
+            if len(cycles) >= p["on_off_cycles"]:
+                add(e, t, "frequent_on_off", str(len(cycles)))
+                cycles = []
+        if cell in border and kind != "power_off" and imsi[:3] == HOME_MCC:
+            due = t + out_us
+            following = evs[n + 1][0] if n + 1 < len(evs) else None
+            if following is None or following >= due:
+                add(e, due, "roaming_out", iso_us(t), due)
+    return found
 
 
 def _schedule(net: Network, rng: random.Random, sub: Subscriber, on: float, off: float | None, t1: float) -> None:
@@ -568,7 +630,7 @@ def _schedule(net: Network, rng: random.Random, sub: Subscriber, on: float, off:
     if sub.kind == "border_leaver":  # last seen on a border cell, then gone: no detach, no more procedures
         arrival = sub.plan[-1][0]
         t = max(arrival, _session(net, rng, sub, on, arrival) + 1.0)
-        cell = net.city.serving(*sub.position(t))
+        cell = net.cell_at(sub, t)
         if sub.rat == "2G":
             net.a_sms(t, sub, cell, "8613800571234")
         else:
@@ -593,14 +655,20 @@ def _schedule(net: Network, rng: random.Random, sub: Subscriber, on: float, off:
 
 
 def _power_off(net: Network, sub: Subscriber, t: float) -> float:
-    cell = net.city.serving(*sub.position(t))
+    cell = net.cell_at(sub, t)
     return net.a_detach(t, sub, cell) if sub.rat == "2G" else net.s1_detach(t, sub, cell)
 
 
 def _session(net: Network, rng: random.Random, sub: Subscriber, on: float, end: float) -> float:
-    """Power on at ``on`` and live until ``end``; returns when the last procedure started is over."""
-    two_g = sub.rat == "2G"
-    cell = net.city.serving(*sub.position(on))
+    """Power on at ``on`` and live until ``end``; returns when the last procedure started is over.
+
+    The network looks at the phone at every sampling step after ``on`` (while a step later is before ``end``)
+    once its last procedure is over; the loop jumps straight to the next step where something happens: the area
+    changes, the periodic timer runs out, or the next call/SMS/service request is due.
+    """
+    two_g, cells, t0 = sub.rat == "2G", net.city.cells, net.t0
+    track, area_ends, at_or_after = sub.track, sub.area_ends, net.step_at_or_after
+    cell = net.cell_at(sub, on)
     if sub.attached:  # on since before the capture: no attach; its last update was within the periodic timer
         sub.attached = False
         busy, last_update = on, on - rng.uniform(0, PERIODIC_UPDATE_S)
@@ -610,12 +678,14 @@ def _session(net: Network, rng: random.Random, sub: Subscriber, on: float, end: 
     area = cell.lac if two_g else cell.tac
     rate_per_s = (sub.activity_per_h or (1.3 if two_g else 3.0)) / 3600
     next_activity = on + rng.expovariate(rate_per_s)
-    t = on
-    while t + STEP_S < end:
-        t += STEP_S
-        cell = net.city.serving(*sub.position(t))
+    k = max(0, math.floor((on - t0) / STEP_S) + 1)                # the first step strictly after ``on``
+    last = min(at_or_after(end - STEP_S), net.steps) - 1          # the last step with t + STEP_S < end
+    while k <= last:
+        t = t0 + k * STEP_S
         if t < busy:
+            k = at_or_after(busy)
             continue
+        cell = cells[track[k]]
         new_area = cell.lac if two_g else cell.tac
         if new_area != area:
             busy = (net.a_location_update(t, sub, cell, "normal") if two_g
@@ -631,6 +701,10 @@ def _session(net: Network, rng: random.Random, sub: Subscriber, on: float, end: 
             else:
                 busy = net.s1_service(t, sub, cell)
             next_activity = t + rng.expovariate(rate_per_s)
+        else:  # nothing at this step: on to the first one where something is due
+            k = min(area_ends[k], at_or_after(last_update + PERIODIC_UPDATE_S), at_or_after(next_activity))
+            continue
+        k += 1
     return busy
 
 
@@ -647,13 +721,13 @@ def _two_g_activity(net: Network, rng: random.Random, sub: Subscriber, cell: Cel
     handovers = []
     if outcome == "answered":
         duration = rng.uniform(20, 150)
-        serving, tt = cell, t + 5.5
-        while tt < min(t + duration, end):
-            new = net.city.serving(*sub.position(tt))
+        serving, k, until = cell, net.step_at_or_after(t + 5.5), min(t + duration, end)
+        while k < net.steps and net.t0 + k * STEP_S < until:  # the cell at each sampling step of the call
+            new = net.city.cells[sub.track[k]]
             if new != serving and new.lac == serving.lac:  # intra-BSC handover only
-                handovers.append((tt, new))
+                handovers.append((net.t0 + k * STEP_S, new))
                 serving = new
-            tt += STEP_S
+            k += 1
     else:
         duration = rng.uniform(20, 40) if outcome == "no_answer" else rng.uniform(3, 15)  # ringing, if it rings
     return net.a_call(t, sub, cell, mo, other, duration, handovers, outcome)

@@ -34,3 +34,53 @@ def test_truth_names_only_simulated_subscribers_and_catalogued_cells(city):
         assert event["iface"] == ("A" if rat == "2G" else "S1")
     kinds = Counter(subscribers[imsi]["kind"] for imsi in {e["imsi"] for e in truth})
     assert {"resident", "domestic_tourist", "international_tourist"} <= set(kinds)
+
+
+def test_frames_are_in_time_order_and_each_sender_numbers_its_chunks_in_wire_order(city):
+    """Messages reach the writer subscriber by subscriber; on the wire they are in time order, and every SCTP
+    sender's TSNs and every stream's SSNs go up by one from frame to frame (tshark reads them back)."""
+    rows = fields(city / "capture.pcap", ["frame.time_epoch", "ip.src", "ip.dst", "sctp.srcport", "sctp.data_tsn",
+                                          "sctp.data_sid", "sctp.data_ssn"])
+    times = [float(rows[n]["frame.time_epoch"][0]) for n in sorted(rows)]
+    assert times == sorted(times)
+    tsn, ssn, chunks = {}, {}, 0
+    for n in sorted(rows):
+        row = rows[n]
+        sender = (row["ip.src"][0], row["ip.dst"][0], row["sctp.srcport"][0])  # one direction of an association
+        for t, sid, s in zip(row["sctp.data_tsn"], row["sctp.data_sid"], row["sctp.data_ssn"]):
+            assert tsn.get(sender, int(t) - 1) == int(t) - 1, f"frame {n}: TSN {t} after {tsn[sender]}"
+            assert ssn.get((sender, sid), int(s) - 1) == int(s) - 1, f"frame {n}: SSN {s} on stream {sid}"
+            tsn[sender], ssn[sender, sid], chunks = int(t), int(s), chunks + 1
+    assert chunks > 1000 and len(tsn) > 4
+    assert not list(city.glob("spool-*")), "the spool is removed once the capture is written"
+
+
+def test_serving_cell_is_the_nearest_site_and_the_sector_facing_the_phone():
+    """The grid look-up gives what a search over every site and sector gives (the definition)."""
+    import math
+    import random
+
+    from simulator.city import SECTOR_AZIMUTHS, City, serving
+    city = City.build()
+    rng = random.Random(3)
+    for _ in range(3000):  # over the grid and past its edges
+        lat, lon = rng.uniform(30.10, 30.40), rng.uniform(120.0, 120.55)
+        site = min(range(len(city.sites)),
+                   key=lambda s: (city.sites[s][0] - lat) ** 2 + ((city.sites[s][1] - lon) * 0.864) ** 2)
+        bearing = math.degrees(math.atan2((lon - city.sites[site][1]) * 0.864, lat - city.sites[site][0])) % 360
+        sector = min(range(3), key=lambda k: min(abs(bearing - SECTOR_AZIMUTHS[k]),
+                                                 360 - abs(bearing - SECTOR_AZIMUTHS[k])))
+        assert serving(lat, lon, *city.grid) == site * 3 + sector, (lat, lon)
+
+
+def test_one_hour_city_of_distinct_subscribers(tmp_path):
+    """A one-hour capture (visitors who would arrive after it stay off the wire); no two subscribers share an
+    IMSI; the truth lies within the hour, give or take the procedures under way at its end."""
+    from simulator.scenario import simulate
+    info = simulate(tmp_path, subscribers=400, hours=1.0, seed=5)
+    imsis = [row["imsi"] for row in csv.DictReader(open(tmp_path / "subscribers.csv"))]
+    assert len(imsis) == len(set(imsis)) == info["subscribers"]
+    truth = [json.loads(line) for line in open(tmp_path / "truth.jsonl")]
+    behaviour = [e for e in truth if e["event"] != "roaming_out"]
+    assert behaviour and all(info["start"] - 1 <= e["ts"] <= info["end"] + 600 for e in behaviour)
+    assert fields(tmp_path / "capture.pcap", ["frame.number"], "_ws.malformed") == {}
