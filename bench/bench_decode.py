@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/bench_decode.py [CAPTURE ...]   # default: a simulated city of 2000 subscribers
 
-sigloc: capture stack + decoders to message tables (what `sigloc decode` does before writing).
+sigloc: capture stack + decoders to message tables (what `sigloc decode` does before writing), and apart
+from it the decoders + record building alone (``decode_batch`` over payload batches extracted beforehand,
+so the transport stack does not blur that part).
 tshark: `tshark -T fields` with the fields sigloc extracts (identity, location, UE IDs), output discarded.
-Prints messages/s for both and the ratio; `--markdown` prints the docs/benchmarks.md table rows.
+Prints messages/s for each and the ratios to tshark; `--markdown` prints the docs/benchmarks.md table rows.
 """
 
 import subprocess
@@ -12,7 +14,8 @@ from pathlib import Path
 
 from common import best_of, captures, parser  # puts the project on sys.path
 
-from decoders.decode import DecodeState, decode_file  # noqa: E402
+from capture.stack import read_payloads  # noqa: E402
+from decoders.decode import DecodeState, decode_batch, decode_file  # noqa: E402
 
 TSHARK_FIELDS = ["frame.number", "s1ap.procedureCode", "nas_eps.nas_msg_emm_type", "gsm_a.bssmap.msgtype",
                  "gsm_a.dtap.msg_mm_type", "e212.imsi", "gsm_a.tmsi", "nas_eps.emm.m_tmsi", "s1ap.tAC",
@@ -24,6 +27,13 @@ def sigloc_decode(path: Path) -> int:
     state = DecodeState()
     for _ in decode_file(path, state):
         pass
+    return state.messages
+
+
+def sigloc_decode_batches(batches) -> int:
+    state = DecodeState()
+    for batch in batches:
+        decode_batch(batch, state)
     return state.messages
 
 
@@ -39,18 +49,23 @@ def main() -> None:
     rows = []
     for path in captures(args):
         ours, messages = best_of(args.runs, lambda: sigloc_decode(path))
+        batches = list(read_payloads(path))
+        decoders, _ = best_of(args.runs, lambda: sigloc_decode_batches(batches))
         theirs, _ = best_of(args.runs, lambda: tshark_decode(path))
-        rows.append((path.name, messages, messages / ours, messages / theirs, theirs / ours))
-    header = ("capture", "messages", "sigloc msg/s", "tshark msg/s", "sigloc / tshark")
+        rows.append((path.name, messages, messages / ours, messages / decoders, messages / theirs, theirs / ours,
+                     theirs / decoders))
+    header = ("capture", "messages", "sigloc msg/s", "decoders+records msg/s", "tshark msg/s", "sigloc / tshark",
+              "decoders+records / tshark")
     if args.markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + " --- |" * len(header))
-        for name, n, a, b, r in rows:
-            print(f"| {name} | {n} | {a:,.0f} | {b:,.0f} | {r:.1f}× |")
+        for name, n, a, d, b, r, rd in rows:
+            print(f"| {name} | {n} | {a:,.0f} | {d:,.0f} | {b:,.0f} | {r:.1f}× | {rd:.1f}× |")
     else:
-        print(f"{header[0]:<40} {header[1]:>9} {header[2]:>14} {header[3]:>14} {header[4]:>16}")
-        for name, n, a, b, r in rows:
-            print(f"{name:<40} {n:>9} {a:>14,.0f} {b:>14,.0f} {r:>15.1f}×")
+        print(f"{header[0]:<40} {header[1]:>9} {header[2]:>13} {header[3]:>23} {header[4]:>13} {header[5]:>16} "
+              f"{header[6]:>26}")
+        for name, n, a, d, b, r, rd in rows:
+            print(f"{name:<40} {n:>9} {a:>13,.0f} {d:>23,.0f} {b:>13,.0f} {r:>15.1f}× {rd:>25.1f}×")
 
 
 if __name__ == "__main__":

@@ -301,31 +301,42 @@ def _lcs_cause(value: bytes, record: dict, nested: list) -> None:
     record["cause"], record["cause_group"] = value[0], "lcs"
 
 
-def _cell(discriminator: int, cell: bytes, record: dict) -> None:
-    form = CELL_DISCRIMINATORS.get(discriminator)
-    if form is None:
-        return
-    size, has_plmn, has_lac, has_ci = form
-    if len(cell) < size:
-        raise Truncated("bssmap.cell_identifier_truncated", cell.hex())
-    mcc = mnc = lac = ci = None
-    at = 0
-    if has_plmn:
-        mcc, mnc = plmn(cell)
-        at = 3
-    if has_lac:
-        lac = int.from_bytes(cell[at:at + 2], "big")
-        at += 2
-    if has_ci:
-        ci = int.from_bytes(cell[at:at + 2], "big")
-    record.update(mcc=mcc, mnc=mnc, lac=lac, ci=ci)
+def _cell(value: bytes, record: dict) -> None:
+    """A cell identification discriminator (low nibble of ``value[0]``) and the cell after it; each distinct
+    value is decoded once (a BSC names the same few cells all day), the cache bounded against random input."""
+    cell = _CELLS.get(value)
+    if cell is None:
+        form = CELL_DISCRIMINATORS.get(value[0] & 0x0F)
+        if form is None:
+            return
+        size, has_plmn, has_lac, has_ci = form
+        if len(value) <= size:
+            raise Truncated("bssmap.cell_identifier_truncated", value[1:].hex())
+        mcc = mnc = lac = ci = None
+        at = 1
+        if has_plmn:
+            mcc, mnc = plmn(value[1:])
+            at = 4
+        if has_lac:
+            lac = int.from_bytes(value[at:at + 2], "big")
+            at += 2
+        if has_ci:
+            ci = int.from_bytes(value[at:at + 2], "big")
+        if len(_CELLS) >= _CELLS_MAX:
+            _CELLS.clear()
+        cell = _CELLS[value] = (mcc, mnc, lac, ci)
+    record["mcc"], record["mnc"], record["lac"], record["ci"] = cell
+
+
+_CELLS: dict[bytes, tuple] = {}  # Cell Identifier (List) value -> (mcc, mnc, lac, ci)
+_CELLS_MAX = 1 << 16
 
 
 def _cell_identifier(value: bytes, record: dict, nested: list) -> None:
     """§3.2.2.17; the last one wins: a Handover Request names the serving cell first, then the target."""
     if not value:
         raise Truncated("bssmap.cell_identifier_empty")
-    _cell(value[0] & 0x0F, value[1:], record)
+    _cell(value, record)
 
 
 def _cell_identifier_list(value: bytes, record: dict, nested: list) -> None:
@@ -336,7 +347,7 @@ def _cell_identifier_list(value: bytes, record: dict, nested: list) -> None:
     if not value:
         raise Truncated("bssmap.cell_identifier_list_empty")
     if "lac" not in record:
-        _cell(value[0] & 0x0F, value[1:], record)
+        _cell(value, record)
 
 
 def _identity(value: bytes, record: dict, nested: list) -> None:

@@ -9,14 +9,16 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from capture.errors import Anomalies, DecodeError, Unsupported
 from capture.payloads import PROTO_BSSAP, PROTO_BSSAP_LE, PROTO_S1AP, PayloadBatch
 from capture.sccp import SCCP_CR
 from capture.stack import read_payloads
 from decoders.bssmap import decode_bssap, decode_bssap_le
-from decoders.records import MESSAGE_SCHEMA, RecordBuilder
+from decoders.records import MESSAGE_SCHEMA, RecordBuilder, timestamps
 from decoders.s1ap import decode_s1ap
 
 _PROTO_NAMES = {PROTO_S1AP: "s1ap", PROTO_BSSAP: "bssmap", PROTO_BSSAP_LE: "bssmap-le"}
@@ -39,10 +41,11 @@ def decode_batch(batch: PayloadBatch, state: DecodeState) -> pa.Table:
     out = RecordBuilder(MESSAGE_SCHEMA)
     state.anomalies.update(batch.anomalies)
     data = batch.data
-    columns = (batch.frame, batch.ts, batch.proto, batch.assoc, batch.src, batch.dst, batch.conn, batch.sccp_type,
-               batch.offset, batch.length)
+    counts = []  # records per payload: the transport context columns are the batch's, repeated by these
+    add_count, add_records, count_err = counts.append, out.extend, state.anomalies.count
+    columns = (batch.proto, batch.src, batch.dst, batch.conn, batch.sccp_type, batch.offset, batch.length)
     # Plain Python lists once per batch: indexing NumPy arrays per payload would cost more than the decoding.
-    for frame, ts, proto, assoc, src, dst, conn, sccp_type, start, length in zip(*(c.tolist() for c in columns)):
+    for proto, src, dst, conn, sccp_type, start, length in zip(*(c.tolist() for c in columns)):
         payload = data[start:start + length]
         try:
             if proto == PROTO_S1AP:
@@ -50,22 +53,34 @@ def decode_batch(batch: PayloadBatch, state: DecodeState) -> pa.Table:
             elif proto == PROTO_BSSAP or proto == PROTO_BSSAP_LE:
                 records = _decode_bssap(payload, proto, src, dst, conn, sccp_type, state)
             else:
+                add_count(0)
                 continue
         except Unsupported as err:
-            state.anomalies.count(err)
+            count_err(err)
+            add_count(0)
             continue
         except DecodeError as err:
-            state.anomalies.count(err)
+            count_err(err)
             records = [{"proto": _PROTO_NAMES[proto], "msg": "malformed", "error": err.reason}]
-        context = {"frame": frame, "ts": ts, "iface": "S1" if proto == PROTO_S1AP else "A", "assoc": assoc,
-                   "conn": conn if conn >= 0 else None}
-        for record in records:
-            if record.get("error"):
-                state.anomalies[record["error"]] += 1
-            record.update(context)
-            out.append(record)
-    state.messages += len(out)
-    return out.table()
+        add_count(len(records))
+        add_records(records)
+    rows = np.repeat(np.arange(len(counts)), counts)
+    conn = batch.conn[rows]
+    table = out.table({
+        "frame": pa.array(batch.frame[rows], pa.uint32()),
+        "ts": timestamps(batch.ts[rows]),
+        "iface": pc.if_else(pa.array(batch.proto[rows] == PROTO_S1AP), "S1", "A"),
+        "assoc": pa.array(batch.assoc[rows], pa.int32()),
+        "conn": pa.array(conn, pa.int64(), mask=conn < 0),
+    })
+    errors = table["error"]
+    if errors.null_count < len(errors):  # each partly decoded message counts as an anomaly of its reason
+        counted = pc.value_counts(errors.drop_null())
+        for reason, n in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()):
+            if reason:
+                state.anomalies[reason] += n
+    state.messages += len(table)
+    return table
 
 
 def _decode_bssap(payload: bytes, proto: int, src: int, dst: int, conn: int, sccp_type: int,

@@ -7,6 +7,7 @@ one Arrow table, so nothing downstream handles per-message Python objects.
 
 from enum import StrEnum
 
+import numpy as np
 import pyarrow as pa
 
 TS = pa.timestamp("us", tz="UTC")
@@ -100,26 +101,45 @@ def cell_key(mcc: str | None, mnc: str | None, lac: int | None = None, ci: int |
 
 
 class RecordBuilder:
-    """Accumulates records (dicts keyed by column name) column by column and emits Arrow tables."""
+    """Accumulates records (dicts keyed by column name) and emits them as one Arrow table.
+
+    Records are kept as they are until ``table``, which scatters each record's own items into per-column
+    lists: a record carries a handful of the schema's fields, so this touches only those, and a column
+    no record set becomes an all-null array without a Python list. Appended dicts must not change after.
+    """
 
     def __init__(self, schema: pa.Schema):
         self.schema = schema
-        self._columns: dict[str, list] = {name: [] for name in schema.names}
-        self._rows = 0
+        self._records: list[dict] = []
 
     def append(self, record: dict) -> None:
-        for name, column in self._columns.items():
-            column.append(record.get(name))
-        self._rows += 1
+        self._records.append(record)
+
+    def extend(self, records: list[dict]) -> None:
+        self._records += records
 
     def __len__(self) -> int:
-        return self._rows
+        return len(self._records)
 
-    def table(self) -> pa.Table:
-        """Everything appended so far as one table; the builder starts empty again."""
-        arrays = [_column(self._columns[f.name], f.type) for f in self.schema]
-        self._columns = {name: [] for name in self.schema.names}
-        self._rows = 0
+    def table(self, given: dict[str, pa.Array] | None = None) -> pa.Table:
+        """Everything appended so far as one table; the builder starts empty again.
+
+        ``given`` holds whole columns built by the caller (one value per record, e.g. a batch's frame
+        numbers); they replace whatever the records say for those names."""
+        records, self._records = self._records, []
+        rows = len(records)
+        columns: dict[str, list] = {}  # a plain dict: the interpreter's fast path for subscripts
+        for row, record in enumerate(records):
+            for name, value in record.items():
+                try:
+                    columns[name][row] = value
+                except KeyError:  # the first record with this field: its column, all None so far
+                    columns[name] = [None] * rows
+                    columns[name][row] = value
+        given = given or {}
+        arrays = [given[f.name] if f.name in given
+                  else _column(columns[f.name], f.type) if f.name in columns
+                  else pa.nulls(rows, f.type) for f in self.schema]
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
 
@@ -129,3 +149,8 @@ def _column(values: list, type_: pa.DataType) -> pa.Array:
         micros = [None if v is None else round(v * 1_000_000) for v in values]
         return pa.array(micros, type=pa.int64()).cast(TS)
     return pa.array(values, type=type_)
+
+
+def timestamps(seconds: np.ndarray) -> pa.Array:
+    """Float epoch seconds as a TS column, rounded to the microsecond exactly as ``_column`` does."""
+    return pa.array(np.rint(seconds * 1_000_000).astype(np.int64)).cast(TS)

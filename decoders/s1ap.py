@@ -127,10 +127,25 @@ E_RAB_CAUSE_LISTS = {
 # §9.2.1.3 Cause: CHOICE alternatives in order, with the number of root values of each ENUMERATED.
 CAUSE_GROUPS = ("radioNetwork", "transport", "nas", "protocol", "misc")
 _CAUSE_ROOTS = (36, 2, 4, 7, 6)
+_CAUSE_WIDTHS = tuple((root - 1).bit_length() for root in _CAUSE_ROOTS)
 HANDOVER_TYPE_INTRA_LTE = 0   # §9.2.1.13 HandoverType ENUMERATED {intralte, ltetoutran, ltetogeran, ...}
 
 _MME_UE_S1AP_ID_MAX, _ENB_UE_S1AP_ID_MAX = (1 << 32) - 1, (1 << 24) - 1  # §9.2.3.3, §9.2.3.4
 _MAX_LIST = 256               # maxnoofE-RABs, maxnoofTAIs, maxnoofIndividualS1ConnectionsToReset
+
+
+def _direction(initiator: str | None, kind: int) -> bool | None:
+    return None if initiator is EITHER else (initiator is ENB) == (kind == INITIATING)
+
+
+# procedure code << 2 | PDU kind -> (message name, uplink), so a PDU's header costs one look-up.
+_HEADERS = {code << 2 | kind: (procedure[kind], _direction(procedure[3], kind))
+            for code, procedure in PROCEDURES.items() for kind in (INITIATING, SUCCESSFUL, UNSUCCESSFUL)
+            if procedure[kind] is not None}
+# Location IE values seen before -> what they decode to: a probe sees the same few thousand cells all day.
+_TAIS: dict[bytes, tuple[str, str, int]] = {}   # TAI value -> (mcc, mnc, tac)
+_CGIS: dict[bytes, tuple[str, str, int]] = {}   # EUTRAN-CGI value -> (mcc, mnc, eci)
+_CACHE_MAX = 1 << 16          # bounds each cache against a stream of damaged or random values
 
 
 def decode_s1ap(pdu: bytes) -> list[dict]:
@@ -147,14 +162,11 @@ def decode_s1ap(pdu: bytes) -> list[dict]:
     kind = first >> 5
     if kind > UNSUCCESSFUL:
         raise Malformed("s1ap.pdu_kind", str(kind))
-    procedure = PROCEDURES.get(code)
-    name = procedure[kind] if procedure else None
-    if name is None:
+    header = _HEADERS.get(code << 2 | kind)
+    if header is None:
         record = {"proto": "s1ap", "msg": f"unknown_procedure_{code}", "uplink": None}
     else:
-        initiator = procedure[3]
-        uplink = None if initiator is EITHER else (initiator is ENB) == (kind == INITIATING)
-        record = {"proto": "s1ap", "msg": name, "uplink": uplink}
+        record = {"proto": "s1ap", "msg": header[0], "uplink": header[1]}
     value, _ = open_type(pdu, 3)
     if len(value) < 3:
         raise Truncated("s1ap.container_too_short")
@@ -176,22 +188,47 @@ def decode_s1ap(pdu: bytes) -> list[dict]:
 def _walk(value: bytes, pos: int, count: int, record: dict, found: dict) -> None:
     """ProtocolIE-Container (§9.3.5): ``count`` fields of id (2 octets), criticality (1), open type.
 
-    ``found`` carries what one IE tells the decoding of another: the NAS-PDUs, the handover type."""
+    ``found`` carries what one IE tells the decoding of another: the NAS-PDUs, the handover type.
+    The open type's length determinant is read inline (``per.open_type`` for a fragmented one), and an IE
+    without a handler is skipped without copying its value."""
     end = len(value)
+    handlers = _IE_HANDLERS
     for _ in range(count):
-        if pos + 3 > end:
+        if pos + 4 > end:
             record.setdefault("error", "s1ap.ie_truncated")
             return
         ie_id = value[pos] << 8 | value[pos + 1]
-        try:
-            ie_value, pos = open_type(value, pos + 3)
-        except DecodeError:
+        first = value[pos + 3]
+        field = value                        # the IE value is field[start:stop]
+        if first < 0x80:
+            start = pos + 4
+            pos = stop = start + first
+        elif first < 0xC0 and pos + 5 <= end:
+            start = pos + 5
+            pos = stop = start + ((first & 0x3F) << 8 | value[pos + 4])
+        else:
+            try:
+                field, pos = open_type(value, pos + 3)
+            except DecodeError:
+                record.setdefault("error", "s1ap.ie_truncated")
+                return
+            start, stop = 0, len(field)
+        if pos > end:
             record.setdefault("error", "s1ap.ie_truncated")
             return
-        handler = _IE_HANDLERS.get(ie_id)
+        # A third of all IEs are these two: read in place, as ``_uint`` does (a tenth of the S1AP time), and
+        # left to it (via the handler) when short or too long, so that the error is its own.
+        if ie_id == ID_ENB_UE_S1AP_ID or ie_id == ID_MME_UE_S1AP_ID:
+            if start < stop:
+                id_end = start + (field[start] >> 6) + 2
+                if id_end <= stop and (id_end - start <= 4 or ie_id == ID_MME_UE_S1AP_ID):
+                    record["enb_ue_id" if ie_id == ID_ENB_UE_S1AP_ID else "mme_ue_id"] = int.from_bytes(
+                        field[start + 1:id_end], "big")
+                    continue
+        handler = handlers.get(ie_id)
         if handler is not None:
             try:
-                handler(ie_value, record, found)
+                handler(field[start:stop], record, found)
             except IndexError:
                 record.setdefault("error", "s1ap.ie_too_short")
             except DecodeError as err:
@@ -211,16 +248,15 @@ def _items(value: bytes, item_id: int):
             yield item
 
 
-def _uint(value: bytes, pos: int, octets_max: int) -> tuple[int, int]:
-    """MME-UE-S1AP-ID / eNB-UE-S1AP-ID as a whole IE value at octet ``pos`` (X.691 §11.5.7.4): the octet
-    count - 1 in the top 2 bits of an octet, then the value octets."""
-    count = (value[pos] >> 6) + 1
-    if count > octets_max:
+def _uint(value: bytes, octets_max: int) -> int:
+    """MME-UE-S1AP-ID / eNB-UE-S1AP-ID as a whole IE value (X.691 §11.5.7.4): the octet count - 1 in the
+    top 2 bits of the first octet, then the value octets."""
+    end = (value[0] >> 6) + 2
+    if end > octets_max + 1:
         raise Malformed("s1ap.ue_s1ap_id_too_long")
-    end = pos + 1 + count
     if end > len(value):
         raise Truncated("s1ap.ie_too_short")
-    return int.from_bytes(value[pos + 1:end], "big"), end
+    return int.from_bytes(value[1:end], "big")
 
 
 def _skip_extensions(bits: BitReader) -> None:
@@ -234,15 +270,35 @@ def _skip_extensions(bits: BitReader) -> None:
 # -- IE values ----------------------------------------------------------------------------------------------------
 
 def _mme_ue_s1ap_id(value: bytes, record: dict, found: dict) -> None:
-    record["mme_ue_id"] = _uint(value, 0, 4)[0]
+    record["mme_ue_id"] = _uint(value, 4)
 
 
 def _enb_ue_s1ap_id(value: bytes, record: dict, found: dict) -> None:
-    record["enb_ue_id"] = _uint(value, 0, 3)[0]
+    record["enb_ue_id"] = _uint(value, 3)
 
 
 def _ue_s1ap_ids(value: bytes, record: dict, found: dict) -> None:
-    """§9.2.3.18 UE-S1AP-IDs: CHOICE {uE-S1AP-ID-pair (MME, eNB IDs), mME-UE-S1AP-ID, ...}."""
+    """§9.2.3.18 UE-S1AP-IDs: CHOICE {uE-S1AP-ID-pair (MME, eNB IDs), mME-UE-S1AP-ID, ...}.
+
+    The first octet holds the CHOICE bits, the pair's two bits and the MME ID's octet count - 1 (each ID is
+    a §11.5.7.4 indefinite-length integer), so a whole value is read by octets; anything short or
+    extended goes through ``BitReader``, which raises exactly where the value breaks."""
+    size = len(value)
+    if size > 1:
+        first = value[0]
+        if first & 0xC0 == 0:
+            mme_end = ((first >> 2) & 3) + 2
+            if mme_end < size:
+                enb_end = mme_end + 1 + (value[mme_end] >> 6) + 1
+                if enb_end <= size:
+                    record["mme_ue_id"] = int.from_bytes(value[1:mme_end], "big")
+                    record["enb_ue_id"] = int.from_bytes(value[mme_end + 1:enb_end], "big")
+                    return
+        elif first & 0xC0 == 0x40:
+            mme_end = ((first >> 4) & 3) + 2
+            if mme_end <= size:
+                record["mme_ue_id"] = int.from_bytes(value[1:mme_end], "big")
+                return
     bits = BitReader(value)
     alternative = bits.choice(2)
     if alternative == 0:
@@ -256,7 +312,19 @@ def _ue_s1ap_ids(value: bytes, record: dict, found: dict) -> None:
 
 
 def _cause(value: bytes, record: dict, found: dict) -> None:
-    """§9.2.1.3 Cause: extensible CHOICE of five extensible ENUMERATEDs."""
+    """§9.2.1.3 Cause: extensible CHOICE of five extensible ENUMERATEDs. A root group and value fit in the
+    first 11 bits (extension bit, 3-bit index, extension bit, the enumeration's bits); others via BitReader."""
+    size = len(value)
+    if size:
+        first = value[0]
+        group = first >> 4
+        if group < 5 and not first & 0x08:
+            width = _CAUSE_WIDTHS[group]
+            if width <= 3 or size > 1:
+                word = first << 8 | value[1] if size > 1 else first << 8
+                record["cause"] = (word >> (11 - width)) & ((1 << width) - 1)
+                record["cause_group"] = CAUSE_GROUPS[group]
+                return
     _read_cause(BitReader(value), record)
 
 
@@ -290,20 +358,31 @@ def _e_rab_cause(item_id: int):
 
 def _tai(value: bytes, record: dict, found: dict) -> None:
     """§9.2.3.16 TAI: extension + iE-Extensions bits (padded), PLMN (3 octets), TAC (2 octets)."""
-    if len(value) < 6:
-        raise Truncated("s1ap.tai_too_short")
-    mcc, mnc = plmn(value[1:4])
+    tai = _TAIS.get(value)
+    if tai is None:
+        if len(value) < 6:
+            raise Truncated("s1ap.tai_too_short")
+        tai = _remember(_TAIS, value, (*plmn(value[1:4]), value[4] << 8 | value[5]))
     if "eci" not in record:
-        record["mcc"], record["mnc"] = mcc, mnc
-    record["tac"] = value[4] << 8 | value[5]
+        record["mcc"], record["mnc"] = tai[0], tai[1]
+    record["tac"] = tai[2]
 
 
 def _eutran_cgi(value: bytes, record: dict, found: dict) -> None:
     """§9.2.1.38 E-UTRAN CGI: two preamble bits (padded), PLMN, cell-ID BIT STRING (SIZE(28)) aligned."""
-    if len(value) < 8:
-        raise Truncated("s1ap.eutran_cgi_too_short")
-    record["mcc"], record["mnc"] = plmn(value[1:4])
-    record["eci"] = int.from_bytes(value[4:8], "big") >> 4
+    cgi = _CGIS.get(value)
+    if cgi is None:
+        if len(value) < 8:
+            raise Truncated("s1ap.eutran_cgi_too_short")
+        cgi = _remember(_CGIS, value, (*plmn(value[1:4]), int.from_bytes(value[4:8], "big") >> 4))
+    record["mcc"], record["mnc"], record["eci"] = cgi
+
+
+def _remember(cache: dict, value: bytes, decoded: tuple) -> tuple:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[value] = decoded
+    return decoded
 
 
 def _user_location_information(value: bytes, record: dict, found: dict) -> None:
@@ -373,7 +452,24 @@ def _e_rab_nas_pdus(skip_transport: bool, nas_optional: bool):
     """E-RAB list items whose SEQUENCE has a nAS-PDU after e-RAB-ID, E-RAB Level QoS Parameters
     (§9.2.1.15) and, in setup items, the transport layer address and GTP-TEID."""
 
+    presence = 3 if nas_optional else 2   # the bits before e-RAB-ID: extension, [nAS-PDU,] iE-Extensions
+
     def item(value: bytes) -> bytes | None:
+        # Without extensions, GBR information or an extended e-RAB-ID / address length, the fields before the
+        # NAS-PDU sit at fixed octets: e-RAB-ID and QoS bits in octets 0-1, QCI 2, ARP 3, the address length
+        # over octets 4-5. Any other shape, or one too short, is walked bit by bit.
+        if len(value) > 5:
+            head = value[0] << 8 | value[1]
+            if not (head >> (15 - presence) & 1 or head >> (8 - presence) & 3 or value[3] & 0x40):
+                if not skip_transport:
+                    pos = 4
+                elif value[4] & 0x80:                # an extended address length
+                    pos = len(value) + 1
+                else:                                # 1 + 8-bit address length, its octets, the GTP-TEID
+                    pos = 10 + ((((value[4] & 0x7F) << 1 | value[5] >> 7) + 8) >> 3)
+                if pos <= len(value):
+                    has_nas = head >> 14 & 1 if nas_optional else True
+                    return open_type(value, pos)[0] if has_nas else None
         bits = BitReader(value)
         bits.bit()                                   # extension
         has_nas = bits.bit() if nas_optional else True
