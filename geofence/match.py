@@ -2,11 +2,15 @@
 
 A cell's fences are fixed once compiled (a CSR: ``offsets[c]..offsets[c+1]`` index the sorted fence ids of
 cell c), so an event only has to be compared with the fences its subscriber is *in*. That per-pair state
-lives in a pool of 32-byte slots (enter time, first time seen outside, count of outside sightings, dwell
-fired) with one singly linked list per subscriber, so memory grows with the pairs actually inside a fence, not with
-subscribers × fences; per subscriber only the last cell, the list head and a "nothing can fire before"
-time are kept (16 bytes: 10 M subscribers = 160 MB). ``due`` lets the kernel skip the common event —
-same cell as before, no pending exit, no dwell due — after two array reads.
+(enter time, first time seen outside, count of outside sightings, dwell fired: a 28-byte slot) lives in one
+contiguous block per subscriber, oldest visit first, carved from a pool with a free list per block size, so
+memory grows with the pairs actually inside a fence, not with subscribers × fences, and the visits are one or
+two cache lines instead of a chain of misses. Per subscriber: the last cell, the block (start, length, size)
+and a "nothing can fire before" time (24 bytes). ``due`` lets the kernel skip the common event — same cell
+as before, no pending exit, no dwell due — after two array reads; in the same cell with something due, a
+visit is in the cell iff it has no outside sighting, so the cell's fence list is not read. The rest is
+memory latency (a subscriber, its block, the cell's fences: random reads), so the kernel prefetches them
+``FAR``/``MID``/``NEAR`` events ahead.
 
 Vocabulary (``Detect``), all decided on event time:
 - enter: first located event in a cell of the fence while not in it;
@@ -28,6 +32,9 @@ import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from decoders.records import TS, EventKind
 
@@ -113,22 +120,90 @@ class Membership:
         return cls(list(cell_keys), list(names), offsets, fids[order].astype(np.int32), alive)
 
 
+@intrinsic
+def _prefetch(typingctx, array, index):
+    """Start loading array[index] into the cache without waiting for it (LLVM's prefetch; never faults)."""
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                            "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])  # read, keep, data cache
+        return context.get_dummy_value()
+    return types.void(array, index), codegen
+
+
+# Prefetch distances in events: the subscriber FAR ahead; once it is in cache, for an event that will not
+# take the fast path, its visits and the cell's offsets MID ahead, then the cell's fence list NEAR ahead.
+FAR, MID, NEAR = 256, 128, 64
+
+SLOT = np.dtype([("enter", np.int64), ("out_since", np.int64), ("fid", np.int32), ("out_n", np.int32),
+                 ("fired", np.int32)])  # one open visit: 28 bytes
+SUBSCRIBER = np.dtype([("due", np.int64), ("last_cell", np.int32), ("head", np.int32), ("n", np.int32),
+                       ("cap", np.int32)])  # 24 bytes: visits at slots[head:head + n], room for cap
+UNKNOWN = -3   # last_cell after a swap: the next event must look its cell's fences up again
+# Block sizes 1, 2, 3, 4, 6, 8, 12, .. (steps of 1.5 or 4/3: at most a third of a block unused), one free list each
+SIZES = np.array(sorted({2 ** p for p in range(31)} | {3 << p for p in range(30)}), np.int64)
+
+
 @numba.njit(cache=True)
-def _has(fids, a, b, f):
-    """Binary search for fence f in the sorted slice fids[a:b]."""
-    end = b
-    while a < b:
-        m = (a + b) >> 1
-        if fids[m] < f:
-            a = m + 1
-        else:
-            b = m
-    return a < end and fids[a] == f
+def _holds(slots, base, n, f):
+    """Whether fence f is among the n visits at slots[base:] (no early exit: n is small, branches cost more)."""
+    found = False
+    for j in range(base, base + n):
+        found |= slots[j].fid == f
+    return found
 
 
-SLOT = np.dtype([("enter", np.int64), ("out_since", np.int64), ("fid", np.int32), ("next", np.int32),
-                 ("out_n", np.int32), ("fired", np.int32)])  # one open visit: 32 bytes, one cache line
-SUBSCRIBER = np.dtype([("due", np.int64), ("last_cell", np.int32), ("head", np.int32)])  # 16 bytes
+@numba.njit(cache=True)
+def _in_cell(fids, a, b, f):
+    """Whether fence f is in fids[a:b]: a scan without branches beats a binary search over a handful, and
+    the enters already cost (fences of the cell) × (visits)."""
+    found = False
+    for k in range(a, b):
+        found |= fids[k] == f
+    return found
+
+
+@numba.njit(cache=True)
+def _move(slots, dst, src):
+    v, w = slots[dst], slots[src]
+    v.enter, v.out_since, v.fid, v.out_n, v.fired = w.enter, w.out_since, w.fid, w.out_n, w.fired
+
+
+@numba.njit(cache=True)
+def _size_class(need):
+    k = 0
+    while SIZES[k] < need:
+        k += 1
+    return k
+
+
+@numba.njit(cache=True)
+def _alloc(slots, pool, need):
+    """A block of at least ``need`` slots: (start, size), start -1 when the pool has no room for it.
+
+    ``pool[0]`` is the first never-used slot, ``pool[1 + k]`` the free list of blocks of SIZES[k] slots,
+    linked through their first slot's ``enter``."""
+    k = _size_class(need)
+    size = SIZES[k]
+    head = pool[1 + k]
+    if head >= 0:
+        pool[1 + k] = slots[head].enter
+        return head, size
+    if pool[0] + size <= slots.shape[0]:
+        pool[0] += size
+        return pool[0] - size, size
+    return -1, size
+
+
+@numba.njit(cache=True)
+def _free(slots, pool, start, size):
+    k = _size_class(size)
+    slots[start].enter = pool[1 + k]
+    pool[1 + k] = start
 
 
 @numba.njit(cache=True)
@@ -137,43 +212,70 @@ def detect(sub, cell, ts, start, offsets, fids, alive, params, subs, slots, pool
     """Run events start.. through the state machine (events in time order per subscriber).
 
     sub/cell/ts: subscriber index, cell index (NOWHERE, OFF) and time in µs of each event. subs: per-
-    subscriber state (SUBSCRIBER); slots: the pool of open visits (SLOT), ``pool[0]`` its free-list head
-    and ``pool[1]`` the free count. All updated in place. Detections are written to rows/fence/kinds/dwell
-    from ``count`` on. Returns (stop, count): when the pool or the output arrays run short the kernel
-    stops before event ``stop`` so the caller can grow them and resume.
+    subscriber state (SUBSCRIBER); slots: the pool of open visits (SLOT) managed through ``pool``
+    (``_alloc``). All updated in place. Detections are written to rows/fence/kinds/dwell from ``count``
+    on. Returns (stop, count, short): when the output arrays run short, or the pool has no block of
+    ``short`` slots, the kernel stops before event ``stop`` so the caller can grow them and resume.
     """
     dwell_us, pass_us, after_us, confirm, inside_on = params[0], params[1], params[2], params[3], params[4]
-    n = sub.shape[0]
+    n_events = sub.shape[0]
     cap = rows.shape[0]
     i = start
-    while i < n:
+    while i < n_events:
+        if i + FAR < n_events:
+            _prefetch(subs, sub[i + FAR])
+        if i + MID < n_events:
+            ahead = subs[sub[i + MID]]
+            c = cell[i + MID]
+            if c != ahead.last_cell or ts[i + MID] >= ahead.due:
+                if ahead.n:
+                    _prefetch(slots, ahead.head)
+                    _prefetch(slots, ahead.head + ahead.n - 1)
+                if c >= 0 and c != ahead.last_cell:
+                    _prefetch(offsets, c)
+        if i + NEAR < n_events:
+            ahead = subs[sub[i + NEAR]]
+            c = cell[i + NEAR]
+            if c >= 0 and c != ahead.last_cell:
+                _prefetch(fids, offsets[c])
         me = subs[sub[i]]
         c = cell[i]
         t = ts[i]
-        if c == me.last_cell and t < me.due:
+        same = c == me.last_cell
+        if same and t < me.due:
             i += 1
             continue
-        fa = offsets[c] if c >= 0 else 0
-        fb = offsets[c + 1] if c >= 0 else 0
-        if pool[1] < fb - fa:
-            break
-        room = 3 * (fb - fa)
-        slot = me.head
-        while slot != -1:
-            room += 2
-            slot = slots[slot].next
-        if count + room > cap:
-            break
+        # Same cell as the last full look: a visit is in the cell iff it has no outside sighting, and
+        # every fence of the cell is open already, so the cell's fence list is not needed.
+        fa = offsets[c] if c >= 0 and not same else 0
+        fb = offsets[c + 1] if c >= 0 and not same else 0
+        n = me.n
+        if count + 3 * (fb - fa) + 2 * n > cap:
+            return i, count, 0
+        base = me.head
+        if n + fb - fa > me.cap:  # the block may be too small for the enters: count them
+            need = n
+            for k in range(fa, fb):
+                if alive[fids[k]] and not _holds(slots, base, n, fids[k]):
+                    need += 1
+            if need > me.cap:
+                block, size = _alloc(slots, pool, need)
+                if block < 0:
+                    return i, count, size
+                for j in range(n):
+                    _move(slots, block + j, base + j)
+                if me.cap:
+                    _free(slots, pool, base, me.cap)
+                base, me.head, me.cap = block, block, size
         me.last_cell = c
         new_due = NEVER
-        prev = -1
-        slot = me.head
-        while slot != -1:  # the fences the subscriber is in
-            v = slots[slot]
-            nxt = v.next
+        kept = here = 0
+        for j in range(n - 1, -1, -1):  # newest first
+            v = slots[base + j]
             f = v.fid
             drop = not alive[f]
-            if not drop and c >= 0 and _has(fids, fa, fb, f):
+            if not drop and (v.out_n == 0 if same else _in_cell(fids, fa, fb, f)):
+                here += 1
                 v.out_n = 0
                 if inside_on:
                     rows[count], fence[count], kinds[count], dwell[count] = i, f, K_INSIDE, t - v.enter
@@ -200,32 +302,26 @@ def detect(sub, cell, ts, start, offsets, fids, alive, params, subs, slots, pool
                     drop = True
                 else:
                     new_due = 0
-            if drop:  # unlink and free the slot
-                if prev == -1:
-                    me.head = nxt
-                else:
-                    slots[prev].next = nxt
-                v.next = pool[0]
-                pool[0] = slot
-                pool[1] += 1
+            if drop:
+                v.out_n = -1  # a gap for the compaction below
             else:
-                prev = slot
-            slot = nxt
-        for k in range(fa, fb):  # fences of this cell the subscriber is not yet in
+                kept += 1
+        if kept < n:  # close the gaps, keeping the order
+            w = 0
+            for j in range(n):
+                if slots[base + j].out_n >= 0:
+                    if w != j:
+                        _move(slots, base + w, base + j)
+                    w += 1
+            n = kept
+        # Fences of this cell the subscriber is not yet in: none when each of the cell's fences was found open.
+        for k in range(fa, fb if here < fb - fa else fa):
             f = fids[k]
-            if not alive[f]:
+            if not alive[f] or _holds(slots, base, n, f):
                 continue
-            slot = me.head
-            while slot != -1 and slots[slot].fid != f:
-                slot = slots[slot].next
-            if slot != -1:
-                continue
-            slot = pool[0]
-            v = slots[slot]
-            pool[0] = v.next
-            pool[1] -= 1
-            v.fid, v.enter, v.out_n, v.fired, v.next = f, t, 0, 0, me.head
-            me.head = slot
+            v = slots[base + n]
+            n += 1
+            v.fid, v.enter, v.out_n, v.fired = f, t, 0, 0
             rows[count], fence[count], kinds[count], dwell[count] = i, f, K_ENTER, 0
             count += 1
             if inside_on:
@@ -238,9 +334,13 @@ def detect(sub, cell, ts, start, offsets, fids, alive, params, subs, slots, pool
                 v.fired = 1
             elif dwell_us > 0:
                 new_due = min(new_due, t + dwell_us)
+        if n == 0 and me.cap:
+            _free(slots, pool, base, me.cap)
+            me.head, me.cap = -1, 0
+        me.n = n
         me.due = new_due
         i += 1
-    return i, count
+    return i, count, 0
 
 
 def detect_reference(sub, cell, ts, cell_fences: list[set[int]], config: DetectConfig,
@@ -297,23 +397,14 @@ class FenceMatcher:
         self._lock = threading.Lock()  # a swap from the reload thread never lands mid-batch
         self.sub_index: dict[str, int] = {}
         self.subs = np.zeros(0, SUBSCRIBER)
-        self.slots = np.zeros(0, SLOT)
-        self.pool = np.array([-1, 0], np.int64)
+        self.slots = np.zeros(pool_slots, SLOT)
+        self.pool = np.full(1 + len(SIZES), -1, np.int64)
+        self.pool[0] = 0
         self.reserve(1024)
-        self._pool_arrays(pool_slots)
 
     @property
     def fence_names(self) -> list[str]:
         return self.membership.names
-
-    def _pool_arrays(self, cap: int) -> None:
-        """Grow the slot pool to ``cap`` slots, chaining the new ones in front of the free list."""
-        old = len(self.slots)
-        fresh = np.zeros(cap - old, SLOT)
-        fresh["next"] = np.arange(old + 1, cap + 1)
-        fresh["next"][-1] = self.pool[0]
-        self.slots = np.concatenate([self.slots, fresh])
-        self.pool = np.array([old, self.pool[1] + cap - old], np.int64)
 
     def reserve(self, n: int) -> None:
         """Room for n subscribers (grows by doubling; a bench or a restore can size it up front)."""
@@ -337,12 +428,10 @@ class FenceMatcher:
                 names.append(name)
                 alive.append(False)
         fence_map = np.array([names.index(x) for x in old.names] or [0], np.int32)
-        new_index = {k: i for i, k in enumerate(membership.cell_keys)}
-        cell_map = np.array([new_index.get(k, NOWHERE) for k in old.cell_keys] + [OFF, NOWHERE], np.int32)
         members = Membership(membership.cell_keys, names, membership.offsets, membership.fence_ids,
                              np.array(alive, bool))
         self.slots["fid"] = fence_map[self.slots["fid"]]
-        self.subs["last_cell"] = cell_map[self.subs["last_cell"]]  # NOWHERE, OFF: the map's last two
+        self.subs["last_cell"] = UNKNOWN  # cell indices and their fences changed: look up again
         self.subs["due"] = 0
         self._cell_values = pa.array(members.cell_keys, pa.string())
         self.membership = members
@@ -371,12 +460,12 @@ class FenceMatcher:
         out = [np.empty(cap, np.int64), np.empty(cap, np.int32), np.empty(cap, np.int8), np.empty(cap, np.int64)]
         start = count = 0
         while True:
-            start, count = detect(sub, cell, ts, start, m.offsets, m.fence_ids, m.alive, self._params,
-                                  self.subs, self.slots, self.pool, *out, count)
+            start, count, short = detect(sub, cell, ts, start, m.offsets, m.fence_ids, m.alive, self._params,
+                                         self.subs, self.slots, self.pool, *out, count)
             if start >= len(sub):
                 return [a[:count] for a in out]
-            if self.pool[1] < widest:
-                self._pool_arrays(2 * len(self.slots) + widest)
+            if short:  # blocks point into slots by index: grow at the end, in place (realloc, no copy)
+                self.slots.resize(2 * len(self.slots) + short)
             else:  # output full (a subscriber in many fences needs 2 rows per fence, 3 per fence entered)
                 cap = 2 * cap + 3 * widest + 2 * len(self.slots)
                 out = [np.concatenate([a[:count], np.empty(cap - count, a.dtype)]) for a in out]

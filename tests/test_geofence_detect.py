@@ -1,5 +1,6 @@
 """Detection semantics with exact times: a hand-checked walk, ping-pong hysteresis, dwell, pass-through,
-power off, live recompilation, and a simulator run checked against its ground truth."""
+power off, live recompilation (also against the reference on random streams), and a simulator run checked
+against its ground truth."""
 
 import json
 from datetime import datetime, timezone
@@ -7,11 +8,13 @@ from datetime import datetime, timezone
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from decoders.records import EVENT_SCHEMA
 from geofence.cells import Catalogue, CellRecord
 from geofence.fences import Fence, FenceError, FenceSet, compile_fence, fence_from_json
-from geofence.match import DetectConfig, FenceMatcher
+from geofence.match import OFF, US, DetectConfig, FenceMatcher, Membership, detect_reference
 from shapely.geometry import box
 
 DLON = 1 / (111.320 * np.cos(np.radians(30)))  # degrees of longitude per km at latitude 30
@@ -126,6 +129,48 @@ def test_recompile_swaps_fences_without_losing_state():
     fences.remove("mall")
     matcher.swap(fences.membership(matcher.membership))
     assert _got(matcher.match(_events([(150, "A", "cell_change", "c2")]))) == [(150, "A", "lake", "exit", 150)]
+
+
+@pytest.fixture(scope="module")
+def configs():
+    """The kernel tests' config strategy (imported outside @given: defining tests inside one is refused)."""
+    from test_geofence import CONFIGS
+    return CONFIGS
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_swap_to_renumbered_fences_and_cells_changes_nothing(configs, data):
+    """A swap that only renumbers fences and cells must leave the triggers as the reference has them:
+    open visits follow their fence by name, everyone's cell is looked up again, and the triggers come out
+    in event order. Up to 12 of 20 fences per cell, so visit blocks move through several sizes."""
+    config = data.draw(configs)
+    n_cells = data.draw(st.integers(1, 6))
+    cell_fences = [set(data.draw(st.lists(st.integers(0, 19), max_size=12))) for _ in range(n_cells)]
+    n = data.draw(st.integers(0, 80))
+    sub = data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n))
+    cell = data.draw(st.lists(st.integers(OFF, n_cells - 1), min_size=n, max_size=n))
+    ts = (np.cumsum(data.draw(st.lists(st.integers(0, 4), min_size=n, max_size=n))) * US).tolist()
+    split = data.draw(st.integers(0, n))
+    keys, names = [f"c{i}" for i in range(n_cells)], [f"f{i}" for i in range(20)]
+    fences = {f"f{f}": [keys[c] for c in range(n_cells) if f in cell_fences[c]] for f in range(20)}
+    matcher = FenceMatcher(keys, fences, config, pool_slots=1)
+    got = []
+
+    def batch(lo, hi, cell_index, fence_index):
+        codes = [c if c < 0 else cell_index[keys[c]] for c in cell[lo:hi]]
+        rows, fids, kinds, dwell = matcher.run(np.array(sub[lo:hi], np.int64), np.array(codes, np.int32),
+                                               np.array(ts[lo:hi], np.int64))
+        assert (np.diff(rows) >= 0).all()
+        got.extend((r + lo, fence_index[f], k, d) for r, f, k, d in zip(rows.tolist(), fids.tolist(),
+                                                                        kinds.tolist(), dwell.tolist()))
+
+    batch(0, split, {k: i for i, k in enumerate(keys)}, list(range(20)))
+    new_keys = data.draw(st.permutations(keys))
+    new_names = data.draw(st.permutations(names))
+    matcher.swap(Membership.from_lists(new_keys, {name: fences[name] for name in new_names}))
+    batch(split, n, {k: i for i, k in enumerate(new_keys)}, [names.index(x) for x in new_names])
+    assert sorted(got) == detect_reference(sub, cell, ts, cell_fences, config, {})
 
 
 def test_catalogue_change_near_a_fence_recompiles_only_that_fence():
