@@ -167,12 +167,19 @@ def capture(interface, fmt, output, source, ring_dir, bpf, duration, packets, mt
 @click.option("--hours", default=4.0, show_default=True, help="Length of the simulated morning.")
 @click.option("--seed", default=7, show_default=True, help="Random seed (same seed, same capture).")
 @click.option("--share-4g", default=0.6, show_default=True, help="Share of subscribers on LTE (the rest on GSM).")
-def simulate(out_dir, subscribers, hours, seed, share_4g):
+@click.option("--bundle-share", default=0.25, show_default=True,
+              help="Share of the messages sent within 5 ms of the next one from the same side that share its SCTP "
+                   "packet.")
+@click.option("--fragment-share", default=0.01, show_default=True,
+              help="Share of messages split into 2-3 SCTP DATA fragments (larger than a packet: always).")
+def simulate(out_dir, subscribers, hours, seed, share_4g, bundle_share, fragment_share):
     """Write a synthetic city's capture (A + S1), ground truth, cell catalogue, fence and number segments."""
-    from simulator.scenario import simulate as run  # noqa: PLC0415  (only this command needs the simulator)
+    from simulator.pcap import SctpPacking  # noqa: PLC0415  (only this command needs the simulator)
+    from simulator.scenario import simulate as run  # noqa: PLC0415
     with Progress(transient=True) as bar:
         task = bar.add_task("simulating", total=subscribers)
         info = run(out_dir, subscribers=subscribers, hours=hours, seed=seed, share_4g=share_4g,
+                   packing=SctpPacking(bundle_share=bundle_share, fragment_share=fragment_share),
                    progress=lambda n, total: bar.update(task, completed=n))
     click.echo(f"{info['messages']} messages for {info['subscribers']} subscribers in {info['capture']}")
 

@@ -7,7 +7,8 @@ App. B), M3UA (RFC 4666 §3.3.1 DATA with Protocol Data, after ASP Up / ASP Acti
 one), SCCP (ITU-T Q.713 §4: UDT, CR, CC, DT1, RLSD, RLC).
 
 The simulator hands messages over subscriber by subscriber; ``PcapWriter`` spools them to disk by minute and writes
-the frames in time order with a Numba kernel (headers, counters, checksums), so a big city streams in bounded memory.
+the frames in time order with a Numba kernel (headers, counters, checksums; some messages bundled, some fragmented,
+as ``SctpPacking`` says), so a big city streams in bounded memory.
 """
 
 import math
@@ -16,6 +17,7 @@ import socket
 import struct
 import tempfile
 from array import array
+from dataclasses import dataclass
 from pathlib import Path
 
 import numba
@@ -65,75 +67,145 @@ DATA, CHUNKS, CHUNKS_NO_TAG = 0, 1, 2
 BUCKET_S = 60.0              # the spool keeps the records of each minute of capture apart
 SPOOL_RECORDS = 1 << 19      # records held in memory before the spool writes them to its files
 _FRAME_OVERHEAD = 16 + 14 + 20 + 12 + 16 + 3  # pcap record, Ethernet, IPv4, SCTP common header, DATA header, pad
+MTU = 1500                   # Ethernet payload: an IPv4 packet of SCTP never exceeds it
+_MAX_DATA = MTU - 20 - 12 - 16  # user octets of the one DATA chunk of a full packet
+
+
+@dataclass(frozen=True)
+class SctpPacking:
+    """How DATA chunks go into packets (RFC 9260 §6.9, §6.10), as a real stack packs them.
+
+    ``bundle_share`` of the messages followed within ``bundle_window_s`` by another from the same sender on the
+    same association (nothing from the peer in between) wait for that one and share its packet (by default about
+    3 % of a simulated city's messages);
+    ``fragment_share`` of the other messages, and every message above ``fragment_above`` octets, are split into
+    2–3 fragments (more if one would not fit a packet): consecutive TSNs, one SSN, B on the first, E on the last,
+    U clear like every message the simulator sends (ordered delivery). The draws come from the writer's seed, so
+    a capture is the same run after run.
+    """
+
+    bundle_share: float = 0.25
+    bundle_window_s: float = 0.005
+    fragment_share: float = 0.01
+    fragment_above: int = _MAX_DATA
+
+    @classmethod
+    def off(cls) -> "SctpPacking":
+        """One message per packet, none fragmented (as long as they fit a packet)."""
+        return cls(bundle_share=0.0, fragment_share=0.0, fragment_above=1 << 30)
 
 
 @numba.njit(cache=True)
-def _frames(ts_us, dirs, streams, kinds, offsets, lengths, blob, heads, vtags, ppids, tsns, ssns, ip_ids, ip_sums,
-            crc_table, out):
+def _packet(out, at, ts_us, d, chunks, tag, heads, ip_ids, ip_sums) -> int:
+    """pcap record header, Ethernet, IPv4 and the SCTP common header (checksum 0 for now) of a packet carrying
+    ``chunks`` octets of chunks; return where the SCTP header starts."""
+    total = 20 + 12 + chunks
+    frame = 14 + total
+    sec, usec = ts_us // 1_000_000, ts_us % 1_000_000
+    for k in range(4):  # pcap record header, little-endian: seconds, µs, captured and original length
+        out[at + k] = (sec >> (8 * k)) & 0xFF
+        out[at + 4 + k] = (usec >> (8 * k)) & 0xFF
+        out[at + 8 + k] = (frame >> (8 * k)) & 0xFF
+        out[at + 12 + k] = (frame >> (8 * k)) & 0xFF
+    e = at + 16
+    out[e:e + 14] = heads[d, 0:14]
+    ip = e + 14
+    ip_ids[d] = (ip_ids[d] + 1) & 0xFFFF
+    s = ip_sums[d] + total + ip_ids[d]
+    s = (s & 0xFFFF) + (s >> 16)
+    s = (s & 0xFFFF) + (s >> 16)
+    s = ~s & 0xFFFF
+    out[ip] = 0x45
+    out[ip + 1] = 0
+    out[ip + 2], out[ip + 3] = total >> 8, total & 0xFF
+    out[ip + 4], out[ip + 5] = ip_ids[d] >> 8, ip_ids[d] & 0xFF
+    out[ip + 6], out[ip + 7], out[ip + 8], out[ip + 9] = 0x40, 0, 64, 132
+    out[ip + 10], out[ip + 11] = s >> 8, s & 0xFF
+    out[ip + 12:ip + 20] = heads[d, 14:22]
+    sc = ip + 20
+    out[sc:sc + 4] = heads[d, 22:26]
+    for k in range(4):
+        out[sc + 4 + k] = (tag >> (24 - 8 * k)) & 0xFF
+        out[sc + 8 + k] = 0
+    return sc
+
+
+@numba.njit(cache=True)
+def _data(out, c, d, stream, ssn, flags, blob, src, n, tsns, ppid) -> int:
+    """RFC 9260 §3.3.1 DATA chunk with the sender's next TSN and ``n`` octets of ``blob``; return its padded end."""
+    tsn = tsns[d]
+    tsns[d] = (tsn + 1) & 0xFFFFFFFF
+    length = 16 + n
+    out[c], out[c + 1], out[c + 2], out[c + 3] = 0, flags, length >> 8, length & 0xFF
+    for k in range(4):
+        out[c + 4 + k] = (tsn >> (24 - 8 * k)) & 0xFF
+        out[c + 12 + k] = (ppid >> (24 - 8 * k)) & 0xFF
+    out[c + 8], out[c + 9], out[c + 10], out[c + 11] = stream >> 8, stream & 0xFF, ssn >> 8, ssn & 0xFF
+    out[c + 16:c + 16 + n] = blob[src:src + n]
+    end = c + 16 + n + (-n % 4)
+    for k in range(c + 16 + n, end):
+        out[k] = 0
+    return end
+
+
+@numba.njit(cache=True)
+def _checksum(out, sc, end, crc_table) -> None:
+    """RFC 9260 App. B: CRC32c over the SCTP packet, stored little-endian in the common header."""
+    crc = np.uint32(0xFFFFFFFF)
+    for k in range(sc, end):
+        crc = crc_table[(crc ^ out[k]) & 0xFF] ^ (crc >> np.uint32(8))
+    crc ^= np.uint32(0xFFFFFFFF)
+    for k in range(4):
+        out[sc + 8 + k] = (crc >> np.uint32(8 * k)) & 0xFF
+
+
+@numba.njit(cache=True)
+def _next_ssn(ssns, d, stream) -> int:
+    ssn = ssns[d, stream]
+    ssns[d, stream] = (ssn + 1) & 0xFFFF
+    return ssn
+
+
+@numba.njit(cache=True)
+def _frames(ts_us, dirs, streams, kinds, offsets, lengths, blob, carry, fragments, heads, vtags, ppids, tsns, ssns,
+            ip_ids, ip_sums, crc_table, out):
     """Write the pcap records of ``len(ts_us)`` messages (in wire order) into ``out``; return the bytes written.
 
     Per direction: ``heads`` the Ethernet header (14), source and destination address (8) and ports (4);
-    ``tsns``/``ssns``/``ip_ids`` the sender's counters, advanced here. A DATA record gets its chunk header (RFC 9260
-    §3.3.1, flags B|E), every packet its CRC32c (App. B) and IPv4 header checksum (RFC 791).
+    ``tsns``/``ssns``/``ip_ids`` the sender's counters, advanced here. ``carry[i]`` is the earlier message that
+    waited to be bundled ahead of message ``i`` in its packet (-1: none; a message that waits has
+    ``fragments`` 0 and is written there), ``fragments[i]`` how many DATA chunks message ``i`` is split into.
+    Every packet gets its CRC32c (App. B) and IPv4 header checksum (RFC 791).
     """
     at = 0
     for i in range(len(ts_us)):
-        d, kind, n, src = dirs[i], kinds[i], lengths[i], offsets[i]
-        chunk = 16 + n + (-n % 4) if kind == DATA else n
-        total = 20 + 12 + chunk
-        frame = 14 + total
-        sec, usec = ts_us[i] // 1_000_000, ts_us[i] % 1_000_000
-        for k in range(4):  # pcap record header, little-endian: seconds, µs, captured and original length
-            out[at + k] = (sec >> (8 * k)) & 0xFF
-            out[at + 4 + k] = (usec >> (8 * k)) & 0xFF
-            out[at + 8 + k] = (frame >> (8 * k)) & 0xFF
-            out[at + 12 + k] = (frame >> (8 * k)) & 0xFF
-        e = at + 16
-        out[e:e + 14] = heads[d, 0:14]
-        ip = e + 14
-        ip_ids[d] = (ip_ids[d] + 1) & 0xFFFF
-        s = ip_sums[d] + total + ip_ids[d]
-        s = (s & 0xFFFF) + (s >> 16)
-        s = (s & 0xFFFF) + (s >> 16)
-        s = ~s & 0xFFFF
-        out[ip] = 0x45
-        out[ip + 1] = 0
-        out[ip + 2], out[ip + 3] = total >> 8, total & 0xFF
-        out[ip + 4], out[ip + 5] = ip_ids[d] >> 8, ip_ids[d] & 0xFF
-        out[ip + 6], out[ip + 7], out[ip + 8], out[ip + 9] = 0x40, 0, 64, 132
-        out[ip + 10], out[ip + 11] = s >> 8, s & 0xFF
-        out[ip + 12:ip + 20] = heads[d, 14:22]
-        sc = ip + 20
-        out[sc:sc + 4] = heads[d, 22:26]
-        tag = 0 if kind == CHUNKS_NO_TAG else vtags[d]
-        for k in range(4):
-            out[sc + 4 + k] = (tag >> (24 - 8 * k)) & 0xFF
-            out[sc + 8 + k] = 0
-        c = sc + 12
-        if kind == DATA:
-            stream = streams[i]
-            ssn = ssns[d, stream]
-            ssns[d, stream] = (ssn + 1) & 0xFFFF
-            tsn = tsns[d]
-            tsns[d] = (tsn + 1) & 0xFFFFFFFF
-            length, ppid = 16 + n, ppids[d]
-            out[c], out[c + 1], out[c + 2], out[c + 3] = 0, 3, length >> 8, length & 0xFF
-            for k in range(4):
-                out[c + 4 + k] = (tsn >> (24 - 8 * k)) & 0xFF
-                out[c + 12 + k] = (ppid >> (24 - 8 * k)) & 0xFF
-            out[c + 8], out[c + 9], out[c + 10], out[c + 11] = stream >> 8, stream & 0xFF, ssn >> 8, ssn & 0xFF
-            out[c + 16:c + 16 + n] = blob[src:src + n]
-            for k in range(c + 16 + n, c + chunk):
-                out[k] = 0
-        else:
-            out[c:c + n] = blob[src:src + n]
-        crc = np.uint32(0xFFFFFFFF)
-        for k in range(sc, sc + 12 + chunk):
-            crc = crc_table[(crc ^ out[k]) & 0xFF] ^ (crc >> np.uint32(8))
-        crc ^= np.uint32(0xFFFFFFFF)
-        for k in range(4):
-            out[sc + 8 + k] = (crc >> np.uint32(8 * k)) & 0xFF
-        at = sc + 12 + chunk
+        d, kind, n, src, parts = dirs[i], kinds[i], lengths[i], offsets[i], fragments[i]
+        if kind != DATA:
+            sc = _packet(out, at, ts_us[i], d, n, 0 if kind == CHUNKS_NO_TAG else vtags[d], heads, ip_ids, ip_sums)
+            out[sc + 12:sc + 12 + n] = blob[src:src + n]
+            at = sc + 12 + n
+            _checksum(out, sc, at, crc_table)
+        elif parts == 1:
+            j = carry[i]
+            chunks = 16 + n + (-n % 4)
+            if j >= 0:
+                chunks += 16 + lengths[j] + (-lengths[j] % 4)
+            sc = _packet(out, at, ts_us[i], d, chunks, vtags[d], heads, ip_ids, ip_sums)
+            at = sc + 12
+            if j >= 0:
+                at = _data(out, at, d, streams[j], _next_ssn(ssns, d, streams[j]), 3, blob, offsets[j], lengths[j],
+                           tsns, ppids[d])
+            at = _data(out, at, d, streams[i], _next_ssn(ssns, d, streams[i]), 3, blob, src, n, tsns, ppids[d])
+            _checksum(out, sc, at, crc_table)
+        elif parts > 1:  # §6.9: one SSN for the message, a TSN per fragment, B on the first and E on the last
+            ssn = _next_ssn(ssns, d, streams[i])
+            for f in range(parts):
+                first, last = n * f // parts, n * (f + 1) // parts
+                m = last - first
+                sc = _packet(out, at, ts_us[i], d, 16 + m + (-m % 4), vtags[d], heads, ip_ids, ip_sums)
+                flags = (2 if f == 0 else 0) | (1 if f == parts - 1 else 0)
+                at = _data(out, sc + 12, d, streams[i], ssn, flags, blob, src + first, m, tsns, ppids[d])
+                _checksum(out, sc, at, crc_table)
     return at
 
 
@@ -142,11 +214,13 @@ class PcapWriter:
 
     Messages may be handed over in any order: each goes to the spool with its time, and ``close`` writes them
     in time order (equal times in the order given), a minute of capture at a time, so memory stays bounded
-    however long the capture. The SCTP and IPv4 counters are assigned in that wire order.
+    however long the capture. The SCTP and IPv4 counters are assigned in that wire order; ``packing`` decides
+    which messages share a packet or are fragmented, with draws seeded by ``seed`` and the minute.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, packing: SctpPacking = SctpPacking(), seed: int = 0):
         self.path = Path(path)
+        self.packing, self.seed = packing, seed
         self._spool = Path(tempfile.mkdtemp(prefix="spool-", dir=self.path.parent))
         self._ts, self._what, self._payloads = array("d"), array("q"), []
         self._seq = 0                  # sequence number of the first record held
@@ -222,6 +296,9 @@ class PcapWriter:
         ip_ids = np.zeros(n, np.int64)
         ip_sums = np.array([d.ip_sum for d in self.directions], np.int64)
         crc_table = np.array(_CRC_BYTE, np.uint32)
+        association = np.zeros(n, np.int64)
+        for a, assoc in enumerate(self.associations):
+            association[[d.index for d in assoc.dirs.values()]] = a
         with open(self.path, "wb") as f:
             f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, LINKTYPE_ETHERNET))
             for key in sorted(int(p.stem) for p in self._spool.glob("*.bin")):
@@ -229,14 +306,43 @@ class PcapWriter:
                 offsets = np.zeros(len(lengths), np.int64)
                 np.cumsum(lengths[:-1], out=offsets[1:])
                 order = np.lexsort((seq, ts))
-                what = what[order]
-                out = np.empty(int(lengths.sum()) + _FRAME_OVERHEAD * len(order), np.uint8)
-                size = _frames(np.rint(ts[order] * 1e6).astype(np.int64), what >> 8, (what >> 2) & 0x3F, what & 3,
-                               offsets[order], lengths[order], blob, heads, vtags, ppids, tsns, ssns, ip_ids,
-                               ip_sums, crc_table, out)
+                what, lengths, ts_us = what[order], lengths[order], np.rint(ts[order] * 1e6).astype(np.int64)
+                dirs, kinds = what >> 8, what & 3
+                carry, fragments = self._pack(np.random.default_rng((self.seed, key)), ts_us, dirs, kinds, lengths,
+                                              association)
+                frames = len(order) + int(np.maximum(fragments - 1, 0).sum())
+                out = np.empty(int(lengths.sum()) + _FRAME_OVERHEAD * frames, np.uint8)
+                size = _frames(ts_us, dirs, (what >> 2) & 0x3F, kinds, offsets[order], lengths, blob, carry,
+                               fragments, heads, vtags, ppids, tsns, ssns, ip_ids, ip_sums, crc_table, out)
                 f.write(out[:size].data)
                 (self._spool / f"{key}.bin").unlink()
         self._spool.rmdir()
+
+    def _pack(self, rng, ts_us, dirs, kinds, lengths, association) -> tuple[np.ndarray, np.ndarray]:
+        """Which messages of a minute (in wire order) wait to share the next one's packet, and how many fragments
+        each is split into: the ``carry`` and ``fragments`` of ``_frames``, drawn as ``packing`` says.
+
+        A message waits only for the very next record of its association, sent by the same side: nothing of
+        either side is held back past a reply, and the TSNs and SSNs stay in sending order. A message that
+        waits is not waited for, and neither one is fragmented."""
+        p, n = self.packing, len(ts_us)
+        carry, fragments = np.full(n, -1, np.int64), np.ones(n, np.int64)
+        data = kinds == DATA
+        padded = lengths + (-lengths % 4)
+        by = np.argsort(association[dirs], kind="stable")
+        held, then = by[:-1], by[1:]
+        pair = ((dirs[held] == dirs[then]) & data[held] & data[then]
+                & (ts_us[then] - ts_us[held] <= round(p.bundle_window_s * 1e6))
+                & (padded[held] + 16 + padded[then] <= _MAX_DATA)
+                & (rng.random(len(held)) < p.bundle_share))
+        pair[1:] &= ~pair[:-1]
+        carry[then[pair]] = held[pair]
+        fragments[held[pair]] = 0
+        parts = np.maximum(rng.integers(2, 4, n), -(-lengths // _MAX_DATA))
+        split = (data & (fragments == 1) & (carry < 0) & (lengths >= parts)
+                 & ((lengths > p.fragment_above) | (rng.random(n) < p.fragment_share)))
+        fragments[split] = parts[split]
+        return carry, fragments
 
     def __enter__(self):
         return self
@@ -317,7 +423,7 @@ class _Association:
             add(ts, self.dirs[uplink].index, stream, DATA, payload)
 
     def send(self, ts: float, payload: bytes, uplink: bool, stream: int = 1) -> None:
-        """One packet carrying the message in one DATA chunk."""
+        """The message in one DATA chunk of its own packet, unless the writer's packing bundles or fragments it."""
         if ts < self.first_use:
             self.first_use = ts
         self.writer.add(ts, self._index[uplink], stream, DATA, payload)

@@ -35,7 +35,7 @@ from simulator import nas_encode as nas
 from simulator import s1ap_encode as s1ap
 from simulator.city import (DEVICE_TACS, FOREIGN_PLMNS, HOME_MCC, HOME_MNC, POIS, PROVINCES, UTC_OFFSET_HOURS,
                             City, CellSite, km_to_deg, serving, write_fence, write_number_segments)
-from simulator.pcap import M3uaLink, PcapWriter, S1Link
+from simulator.pcap import M3uaLink, PcapWriter, S1Link, SctpPacking
 
 STEP_S = 10.0              # position sampling period
 PERIODIC_UPDATE_S = 3600   # T3212 / T3412 as configured in the simulated network
@@ -449,9 +449,11 @@ def _itinerary(rng: random.Random, sub: Subscriber, t0: float, t1: float,
 
 
 def simulate(out_dir: str | Path, subscribers: int = 300, hours: float = 4.0, seed: int = 7,
-             share_4g: float = 0.6, start: datetime | None = None, progress=None) -> dict:
+             share_4g: float = 0.6, start: datetime | None = None, progress=None,
+             packing: SctpPacking = SctpPacking()) -> dict:
     """Write capture.pcap, truth.jsonl, cells.csv, west_lake.geojson, number_segments.csv, subscribers.csv,
-    scenario.json and previous_state.json.gz."""
+    scenario.json and previous_state.json.gz. ``packing``: SCTP bundling and fragmentation on the wire (the
+    messages and the truth are the same whatever it is)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -468,7 +470,7 @@ def simulate(out_dir: str | Path, subscribers: int = 300, hours: float = 4.0, se
     airport = {key: "airport" for c in city.cells_near(*POIS["xiaoshan_airport"], AIRPORT_KM)
                for key in (c.key_2g, c.key_4g)}
     patterns, clock = [], 0  # pattern truth, and the last µs of the behaviour truth
-    with PcapWriter(out / "capture.pcap") as writer, open(out / "truth.jsonl", "w") as truth:
+    with PcapWriter(out / "capture.pcap", packing, seed) as writer, open(out / "truth.jsonl", "w") as truth:
         net = Network(city, writer, truth, rng, t0, steps)
         for first in range(0, len(subs), BLOCK):
             block, times = subs[first:first + BLOCK], []
