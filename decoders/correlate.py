@@ -16,22 +16,28 @@ from decoders.identity import imei_check_digit
 from decoders.records import cell_key
 
 
-def _imei(rec: dict) -> str | None:
+def imei_of_fields(imei: str | None, imeisv: str | None) -> str | None:
     """The phone's IMEI: as sent, or an IMEISV's TAC and serial number (TS 23.003 §6.2.2) with the check digit
     the IMEI of that phone carries, so that a phone keeps one identity whichever of the two the network asked."""
-    if rec.get("imei"):
-        return rec["imei"]
-    if rec.get("imeisv"):
-        body = rec["imeisv"][:14]
+    if imei:
+        return imei
+    if imeisv:
+        body = imeisv[:14]
         return body + str(imei_check_digit(body))
     return None
 
 
 # S1AP messages whose eNB UE S1AP ID is the one a handover's target eNB allocated (TS 36.413 §8.4).
 _TARGET_ENB_ID = frozenset(("handover_request_acknowledge", "handover_notify", "path_switch_request"))
+# The (proto, msg) whose cell IEs locate the connection's phone: Complete Layer 3 and handover on A (the LAI of a
+# DTAP Location Updating Request is the *old* one, so never a location), the uplink S1AP messages with an ECGI.
+LOCATING = frozenset((("bssmap", "complete_layer3_information"), ("bssmap", "handover_performed"),
+                      *(("s1ap", msg) for msg in ("initial_ue_message", "uplink_nas_transport", "handover_notify",
+                                                   "path_switch_request", "ue_capability_info_indication"))))
+A_PROTOS = frozenset(("bssmap", "dtap"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cell:
     """A serving cell as seen on the wire; ``key`` is the catalogue/fence key (see records.cell_key)."""
 
@@ -61,7 +67,7 @@ def decode_fact(values: list) -> tuple:
     return (*values[:3], decode_cell(values[3]), *values[4:])
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class UeContext:
     """One connection's view of a subscriber: identity as far as known, serving cell, pending facts."""
 
@@ -91,8 +97,10 @@ class Correlator:
         self._s1_current: UeContext | None = None  # the S1AP message whose NAS records follow
         self._cells: dict[tuple, Cell] = {}
         self.released: list[UeContext] = []  # closed since last drained; events.py flushes them
-        self.cell_changed = False            # set by observe() when the returned context's cell moved
-        self.imei_seen: str | None = None    # set by observe() to the IMEI the message revealed
+        # Set by the observe_* methods when the returned context's cell moved / to the IMEI the message revealed;
+        # cleared by observe, and by a caller of observe_a/_s1ap/_nas once it has read them (cheaper than each time).
+        self.cell_changed = False
+        self.imei_seen: str | None = None
 
     # -- identity ---------------------------------------------------------------------------------
     def _identify(self, ctx: UeContext, imsi: str | None = None, tmsi: int | None = None,
@@ -118,19 +126,23 @@ class Correlator:
         if ctx.imsi and ctx.imei:
             self.imei_of[ctx.imsi] = ctx.imei
 
-    def _locate(self, ctx: UeContext, rec: dict) -> None:
-        mcc = rec.get("mcc") or self.home[0]
-        mnc = rec.get("mnc") or self.home[1]
-        eci, tac, lac, ci = rec.get("eci"), rec.get("tac"), rec.get("lac"), rec.get("ci")
+    def cell_of(self, mcc: str | None, mnc: str | None, lac: int | None, ci: int | None, tac: int | None,
+                eci: int | None) -> Cell | None:
+        """The cell a message's cell IEs name (a PLMN-less LAC+CI is the home network's), or None."""
+        mcc = mcc or self.home[0]
+        mnc = mnc or self.home[1]
         if eci is None and (lac is None or ci is None):
-            return
+            return None
         ident = (mcc, mnc, eci, tac) if eci is not None else (mcc, mnc, lac, ci)
         cell = self._cells.get(ident)
         if cell is None:  # one Cell per cell, shared by every subscriber it serves (the store's memory)
             cell = self._cells[ident] = (
                 Cell(cell_key(mcc, mnc, eci=eci), mcc, mnc, tac=tac, eci=eci) if eci is not None
                 else Cell(cell_key(mcc, mnc, lac, ci), mcc, mnc, lac=lac, ci=ci))
-        if ctx.cell is None or ctx.cell.key != cell.key:
+        return cell
+
+    def _locate(self, ctx: UeContext, cell: Cell | None) -> None:
+        if cell is not None and (ctx.cell is None or ctx.cell.key != cell.key):
             ctx.cell = cell
             self.cell_changed = True
 
@@ -141,68 +153,76 @@ class Correlator:
 
     # -- per message -------------------------------------------------------------------------------
     def observe(self, rec: dict) -> UeContext | None:
+        """The context of one message record (a dict of MESSAGE_SCHEMA fields), through its protocol's observe_*."""
         self.cell_changed = False
         self.imei_seen = None
-        proto = rec["proto"]
-        if proto in ("bssmap", "dtap"):
-            return self._observe_a(rec)
+        proto, msg, get = rec["proto"], rec["msg"], rec.get
+        cell = (self.cell_of(get("mcc"), get("mnc"), get("lac"), get("ci"), get("tac"), get("eci"))
+                if (proto, msg) in LOCATING else None)
         if proto == "s1ap":
-            return self._observe_s1ap(rec)
+            return self.observe_s1ap(msg, get("assoc"), get("mme_ue_id"), get("enb_ue_id"), get("m_tmsi"), cell)
         if proto == "nas-eps":
-            return self._observe_nas(rec)
+            return self.observe_nas(msg, get("imsi"), get("m_tmsi"), imei_of_fields(get("imei"), get("imeisv")))
+        if proto in A_PROTOS:
+            return self.observe_a(proto == "bssmap", msg, get("conn"), get("imsi"), get("tmsi"),
+                                  imei_of_fields(get("imei"), get("imeisv")), cell)
         return None
 
-    def _observe_a(self, rec: dict) -> UeContext | None:
-        msg, conn = rec["msg"], rec.get("conn")
+    # One message per protocol, given as the fields correlation reads (a caller holding columns builds no record):
+    # ``imei`` as ``imei_of_fields`` gives it, ``cell`` the ``cell_of`` of a LOCATING message's cell IEs (None for
+    # other messages). They set ``cell_changed`` and ``imei_seen`` (see __init__).
+    def observe_a(self, bssmap: bool, msg: str, conn: int | None, imsi: str | None, tmsi: int | None,
+                  imei: str | None, cell: Cell | None) -> UeContext | None:
         if conn is None:  # connectionless: Paging names IMSI and TMSI together
-            if msg == "paging" and rec.get("imsi") and rec.get("tmsi") is not None:
-                self.tmsi_imsi[rec["tmsi"]] = rec["imsi"]
+            if msg == "paging" and imsi and tmsi is not None:
+                self.tmsi_imsi[tmsi] = imsi
             return None
         ctx = self._sccp.get(conn)
-        if ctx is None or (msg == "complete_layer3_information" and rec["proto"] == "bssmap"):
+        if ctx is None or (bssmap and msg == "complete_layer3_information"):
             ctx = self._sccp[conn] = UeContext("A")
-        if rec["proto"] == "bssmap":
-            if msg in ("complete_layer3_information", "handover_performed"):
-                self._locate(ctx, rec)
+        if bssmap:
+            if cell is not None:
+                self._locate(ctx, cell)
             elif msg == "clear_complete":
                 self._release(self._sccp.pop(conn))
             return ctx
-        # DTAP: the LAI of a Location Updating Request is the *old* one, so never a location here.
         if msg in ("location_updating_accept", "tmsi_reallocation_command"):
-            self._identify(ctx, new_tmsi=rec.get("tmsi"))
+            self._identify(ctx, new_tmsi=tmsi)
         else:
-            self._identify(ctx, imsi=rec.get("imsi"), tmsi=rec.get("tmsi"), imei=_imei(rec))
+            self._identify(ctx, imsi=imsi, tmsi=tmsi, imei=imei)
         return ctx
 
-    def _observe_s1ap(self, rec: dict) -> UeContext | None:
-        msg, assoc = rec["msg"], rec.get("assoc")
-        mme, enb = rec.get("mme_ue_id"), rec.get("enb_ue_id")
+    def observe_s1ap(self, msg: str, assoc: int | None, mme: int | None, enb: int | None, m_tmsi: int | None,
+                     cell: Cell | None) -> UeContext | None:
         if mme is None and enb is None:
             self._s1_current = None
             return None
+        enb_key = (assoc, enb)
         if msg == "initial_ue_message":
-            ctx = UeContext("S1")
-            if rec.get("m_tmsi") is not None:
-                self._identify(ctx, tmsi=rec["m_tmsi"])
+            ctx, on_enb, on_mme = UeContext("S1"), None, None
+            if m_tmsi is not None:
+                self._identify(ctx, tmsi=m_tmsi)
         else:
-            ctx = self._by_enb.get((assoc, enb)) if enb is not None else None
+            on_enb = self._by_enb.get(enb_key) if enb is not None else None
+            on_mme = self._by_mme.get(mme) if mme is not None else None
+            ctx = on_enb
             # In a handover the MME ID names the context and the eNB ID is the target's. Otherwise a context the
             # eNB opened that has no MME ID yet is getting one now, from the MME's first message on it, even if an
             # earlier connection whose release went unseen held that ID.
             if mme is not None and (ctx is None or ctx.mme_id is not None or msg in _TARGET_ENB_ID):
-                ctx = self._by_mme.get(mme) or ctx
+                ctx = on_mme or ctx
             if ctx is None:
                 ctx = UeContext("S1")
-        if enb is not None:
-            self._index_enb((assoc, enb), ctx)
-        if mme is not None:
+        # Most messages name the context by the IDs it is already indexed under: nothing to re-index.
+        if enb is not None and (on_enb is not ctx or ctx.enb_key != enb_key):
+            self._index_enb(enb_key, ctx)
+        if mme is not None and (on_mme is not ctx or ctx.mme_id != mme):
             self._index_mme(mme, ctx)
-        if msg in ("initial_ue_message", "uplink_nas_transport", "handover_notify", "path_switch_request",
-                   "ue_capability_info_indication"):
-            self._locate(ctx, rec)
+        if cell is not None:
+            self._locate(ctx, cell)
         if msg == "ue_context_release_complete":
             self._by_mme.pop(mme, None)
-            self._by_enb.pop((assoc, enb), None)
+            self._by_enb.pop(enb_key, None)
             ctx.mme_id = ctx.enb_key = None
             self._release(ctx)
         self._s1_current = ctx
@@ -233,15 +253,14 @@ class Correlator:
                 and (ctx.mme_id is None or self._by_mme.get(ctx.mme_id) is not ctx)):
             self._release(ctx)
 
-    def _observe_nas(self, rec: dict) -> UeContext | None:
+    def observe_nas(self, msg: str, imsi: str | None, m_tmsi: int | None, imei: str | None) -> UeContext | None:
         ctx = self._s1_current
         if ctx is None:
             return None
-        msg = rec["msg"]
         if msg in ("attach_accept", "tracking_area_update_accept", "guti_reallocation_command"):
-            self._identify(ctx, new_tmsi=rec.get("m_tmsi"))
+            self._identify(ctx, new_tmsi=m_tmsi)
         else:
-            self._identify(ctx, imsi=rec.get("imsi"), tmsi=rec.get("m_tmsi"), imei=_imei(rec))
+            self._identify(ctx, imsi=imsi, tmsi=m_tmsi, imei=imei)
         return ctx
 
     # -- the store (snapshot/restore, eviction; events.py owns the file) -----------------------------------

@@ -19,10 +19,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from decoders.correlate import Cell, Correlator, UeContext, decode_cell, encode_cell
+from decoders.correlate import (A_PROTOS, LOCATING, Cell, Correlator, UeContext, decode_cell, encode_cell,
+                                imei_of_fields)
 from decoders.decode import DecodeState, decode_file
 from decoders.patterns import US, PatternDetector
 from decoders.records import EVENT_SCHEMA, EventKind, RecordBuilder
@@ -86,7 +88,6 @@ CALL_OUTCOME_OF_CAUSE = {
     21: "rejected",       # call rejected
 }
 _CALL_CLEARING = frozenset(("disconnect", "release", "release_complete"))
-_UNREAD = ("ts", "iface", "mmec", "ciphered", "error")  # message fields the deriver never looks at (ts: see feed)
 
 
 @dataclass
@@ -106,33 +107,35 @@ class _Call:
         return CALL_OUTCOME_OF_CAUSE.get(self.cause, "failed")
 
 
-def _rule(rec: dict) -> tuple[EventKind, str | None] | None:
-    """The behaviour a single message reveals, with its detail, or None."""
-    proto, msg, kind = rec["proto"], rec["msg"], rec.get("update_type") or ""
-    if proto == "dtap":
-        if msg == "location_updating_request":
-            return (EventKind.POWER_ON, kind) if kind == "imsi_attach" else (EventKind.LOCATION_UPDATE, kind)
-        if msg == "imsi_detach_indication":
-            return EventKind.POWER_OFF, "imsi_detach"
-        if msg == "setup":
-            if rec.get("uplink"):
-                return EventKind.MO_CALL, rec.get("called")
-            return EventKind.MT_CALL, rec.get("calling")
-        if msg == "cp_data" and rec.get("uplink") and rec.get("called"):
-            return EventKind.SMS_MO, rec["called"]
-    elif proto == "nas-eps":
-        if msg == "attach_request":
-            return EventKind.POWER_ON, kind
-        if msg == "detach_request" and rec.get("uplink") and "switch_off" in kind:
-            return EventKind.POWER_OFF, "switch_off"
-        if msg == "tracking_area_update_request":
-            return EventKind.LOCATION_UPDATE, kind
-    return None
+# The behaviour a single message reveals, with its detail, or None: one rule per (proto, msg) that has any, called
+# with the message's update type ("" when none), uplink flag, called and calling numbers.
+_RULES: dict[tuple[str, str], Callable] = {
+    ("dtap", "location_updating_request"): lambda kind, uplink, called, calling: (
+        (EventKind.POWER_ON, kind) if kind == "imsi_attach" else (EventKind.LOCATION_UPDATE, kind)),
+    ("dtap", "imsi_detach_indication"): lambda kind, uplink, called, calling: (EventKind.POWER_OFF, "imsi_detach"),
+    ("dtap", "setup"): lambda kind, uplink, called, calling: (
+        (EventKind.MO_CALL, called) if uplink else (EventKind.MT_CALL, calling)),
+    ("dtap", "cp_data"): lambda kind, uplink, called, calling: (
+        (EventKind.SMS_MO, called) if uplink and called else None),
+    ("nas-eps", "attach_request"): lambda kind, uplink, called, calling: (EventKind.POWER_ON, kind),
+    ("nas-eps", "detach_request"): lambda kind, uplink, called, calling: (
+        (EventKind.POWER_OFF, "switch_off") if uplink and "switch_off" in kind else None),
+    ("nas-eps", "tracking_area_update_request"): lambda kind, uplink, called, calling: (
+        (EventKind.LOCATION_UPDATE, kind)),
+}
 
 
-def _powers_on(rec: dict | None) -> bool:
-    found = _rule(rec) if rec is not None and rec["msg"] != "malformed" else None
-    return found is not None and found[0] == EventKind.POWER_ON
+def _of_kind(messages: pa.Table, kinds: Iterable[tuple[str, str]]) -> pa.ChunkedArray:
+    """Which messages are of one of the (proto, msg) ``kinds``."""
+    joined = pc.binary_join_element_wise(messages["proto"], messages["msg"], "/")
+    return pc.is_in(joined, pa.array([f"{proto}/{msg}" for proto, msg in kinds], pa.string()))
+
+
+def _some_rows(messages: pa.Table, mask: pa.ChunkedArray, names: tuple[str, ...]) -> Iterator[tuple]:
+    """(row number, *the ``names`` fields) of the rows ``mask`` selects, from lists of those rows alone."""
+    rows = pc.indices_nonzero(pc.fill_null(mask, False))
+    picked = messages.take(rows)
+    return zip(rows.to_pylist(), *(picked[name].to_pylist() for name in names))
 
 
 class EventDeriver:
@@ -150,36 +153,81 @@ class EventDeriver:
         self._expired_at = 0  # clock (µs) of the last idle-expiry sweep
 
     def feed(self, messages: pa.Table) -> pa.Table:
-        # Capture times as float seconds straight from the µs integers (datetime objects cost more than the rest),
-        # and only the fields the rules read: a record dict per message is most of the time spent here.
-        columns = messages.drop_columns([name for name in _UNREAD if name in messages.column_names]).to_pydict()
-        columns["ts"] = pc.divide(pc.cast(messages["ts"], pa.int64()), float(US)).to_pylist()
-        names = list(columns)
-        recs = [dict(zip(names, values)) for values in zip(*columns.values())]
-        released = self.correlator.released
-        for n, rec in enumerate(recs):
-            if rec["msg"] == "malformed":
+        # No record per message (building one dict per row cost most of the time): the fields every message needs
+        # as one Python list per column, and what only a few need — the serving cell of the LOCATING messages, the
+        # behaviour of those with a rule, the IMEI of an IMEISV — worked out in bulk for those rows alone. Capture
+        # times as float seconds straight from the µs integers (datetime objects cost more than the rest).
+        rows = len(messages)
+        frame, proto, msg, imsi, mme, enb, assoc, conn, cause, cause_group = (
+            messages[name].to_pylist() for name in ("frame", "proto", "msg", "imsi", "mme_ue_id", "enb_ue_id",
+                                                    "assoc", "conn", "cause", "cause_group"))
+        ts = pc.divide(pc.cast(messages["ts"], pa.int64()), float(US)).to_pylist()
+        tmsi = pc.if_else(pc.is_in(messages["proto"], pa.array(sorted(A_PROTOS))), messages["tmsi"],
+                          messages["m_tmsi"]).to_pylist()  # the TMSI of the message's interface (M-TMSI on S1)
+        imei = messages["imei"].to_pylist()
+        for i, given, imeisv in _some_rows(messages, pc.is_valid(messages["imeisv"]), ("imei", "imeisv")):
+            imei[i] = imei_of_fields(given, imeisv)
+        correlator = self.correlator
+        cells = self._cells(messages)
+        behaviours = [None] * rows
+        for i, p, m, kind, uplink, called, calling in _some_rows(
+                messages, _of_kind(messages, _RULES), ("proto", "msg", "update_type", "uplink", "called", "calling")):
+            behaviours[i] = _RULES[p, m](kind or "", uplink, called, calling)
+        s1ap, nas, a_interface = correlator.observe_s1ap, correlator.observe_nas, correlator.observe_a
+        released, calls, power_on = correlator.released, self._calls, EventKind.POWER_ON
+        last = rows - 1
+        for i, (m, p, c, a, mme_id, enb_id, imsi_, tmsi_, imei_, cell, found) in enumerate(
+                zip(msg, proto, conn, assoc, mme, enb, imsi, tmsi, imei, cells, behaviours)):
+            if m == "malformed":
                 continue
-            ctx = self.correlator.observe(rec)
+            if p == "s1ap":
+                ctx = s1ap(m, a, mme_id, enb_id, tmsi_, cell)
+            elif p == "nas-eps":
+                ctx = nas(m, imsi_, tmsi_, imei_)
+            elif p in A_PROTOS:
+                ctx = a_interface(p == "bssmap", m, c, imsi_, tmsi_, imei_, cell)
+            else:
+                ctx = None
             if ctx is not None:
-                ts = rec["ts"]
                 # The cell of a power on is no move: it becomes the last cell (_flush). The cell comes with the
                 # Initial UE Message / Complete Layer 3 record, the power on with the NAS/DTAP record after it
                 # (records of one payload, so of one table).
-                if self.correlator.cell_changed and not _powers_on(recs[n + 1] if n + 1 < len(recs) else None):
-                    ctx.pending.append(("cell", ts, rec["frame"], ctx.cell))
-                if self.correlator.imei_seen:
-                    ctx.pending.append(("imei", ts, rec["frame"], ctx.cell, self.correlator.imei_seen))
-                found = _rule(rec)
+                if correlator.cell_changed:
+                    correlator.cell_changed = False
+                    after = behaviours[i + 1] if i < last else None
+                    if after is None or after[0] != power_on:
+                        ctx.pending.append(("cell", ts[i], frame[i], ctx.cell))
+                if correlator.imei_seen:
+                    ctx.pending.append(("imei", ts[i], frame[i], ctx.cell, correlator.imei_seen))
+                    correlator.imei_seen = None
                 if found:
-                    ctx.pending.append(("event", ts, rec["frame"], ctx.cell, *found, rec.get("cause")))
-                if ctx.iface == "A" and (ctx in self._calls or rec["msg"] == "setup"):
-                    self._follow_call(ctx, rec, ts)
+                    ctx.pending.append(("event", ts[i], frame[i], ctx.cell, *found, cause[i]))
+                if ctx in calls or (m == "setup" and ctx.iface == "A"):  # only A connections have calls
+                    self._follow_call(ctx, p, m, frame[i], cause_group[i], cause[i], ts[i])
                 if ctx.imsi and ctx.pending:
                     self._flush(ctx)
             if released:
                 self._drain_released()
         return self._with_patterns(self._out.table())
+
+    def _cells(self, messages: pa.Table) -> list[Cell | None]:
+        """The serving cell each LOCATING message names (None for the others), one ``cell_of`` per distinct set of
+        cell IEs in the table rather than one per message."""
+        located = pc.indices_nonzero(pc.fill_null(_of_kind(messages, LOCATING), False)).to_numpy()
+        ies = messages.take(located).select(["mcc", "mnc", "lac", "ci", "tac", "eci"])
+        # One string per set of IEs: "" for a null, which cell_of reads like an empty MCC/MNC and no integer casts to.
+        joined = pc.binary_join_element_wise(*(pc.cast(column, pa.string()) for column in ies.columns), "/",
+                                             null_handling="replace", null_replacement="")
+        if isinstance(joined, pa.ChunkedArray):  # from a Table; a RecordBatch gives an Array
+            joined = joined.combine_chunks()
+        distinct = joined.dictionary_encode()
+        codes = distinct.indices.to_numpy()
+        _, first = np.unique(codes, return_index=True)  # codes count up from 0 in order of first appearance
+        of_code = np.empty(len(first), dtype=object)
+        of_code[:] = [self.correlator.cell_of(*ident) for ident in zip(*ies.take(first).to_pydict().values())]
+        cells = np.full(len(messages), None, dtype=object)
+        cells[located] = of_code[codes]
+        return cells.tolist()
 
     def finish(self) -> pa.Table:
         """End of input: flush what waits on open connections."""
@@ -192,19 +240,20 @@ class EventDeriver:
         self._bound_store()
         return pa.concat_tables([events, found]) if len(found) else events
 
-    def _follow_call(self, ctx: UeContext, rec: dict, ts: float) -> None:
-        msg = rec["msg"] if rec["proto"] == "dtap" else None  # BSSMAP messages only move the call's last time
+    def _follow_call(self, ctx: UeContext, proto: str, msg: str, frame: int, cause_group: str | None,
+                     cause: int | None, ts: float) -> None:
+        msg = msg if proto == "dtap" else None  # BSSMAP messages only move the call's last time
         if msg == "setup":
             self._end_call(ctx)  # a second Setup on the connection: the first call's clearing went unseen
             self._calls[ctx] = _Call()
         call = self._calls.get(ctx)
         if call is None:
             return
-        call.ts, call.frame = ts, rec["frame"]
+        call.ts, call.frame = ts, frame
         if msg == "connect":
             call.answered = True
-        elif msg in _CALL_CLEARING and call.cause is None and rec.get("cause_group") == "cc":
-            call.cause = rec["cause"]
+        elif msg in _CALL_CLEARING and call.cause is None and cause_group == "cc":
+            call.cause = cause
         if msg == "release_complete":
             self._end_call(ctx)
 
