@@ -346,8 +346,8 @@ def _e_rab_cause(item_id: int):
         for item in _items(value, item_id):
             bits = BitReader(item)
             bits.bits(2)                 # extension, iE-Extensions
-            if bits.bit():               # e-RAB-ID INTEGER (0..15, ...)
-                bits.small_number()
+            if bits.bit():               # e-RAB-ID INTEGER (0..15, ...): an extension value is unconstrained, §13.1
+                bits.octets(bits.unconstrained_length())
             else:
                 bits.bits(4)
             _read_cause(bits, record)
@@ -474,8 +474,8 @@ def _e_rab_nas_pdus(skip_transport: bool, nas_optional: bool):
         bits.bit()                                   # extension
         has_nas = bits.bit() if nas_optional else True
         bits.bit()                                   # iE-Extensions
-        if bits.bit():                               # e-RAB-ID INTEGER (0..15, ...)
-            bits.small_number()
+        if bits.bit():                               # e-RAB-ID INTEGER (0..15, ...), an extension value as
+            bits.octets(bits.unconstrained_length())  # an unconstrained whole number (X.691 §13.1)
         else:
             bits.bits(4)
         bits.bit()                                   # QoS: extension
