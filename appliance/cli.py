@@ -395,6 +395,50 @@ EFFECT_TITLES = {"conversion": "Conversion by group (95 % Wilson interval)",
                  "opt_outs": "Opt-outs and complaints per campaign"}
 
 
+@cli.group()
+def outbox():
+    """The probe's trigger outboxes (webhook/stream and Kafka): counts, and dead letters back to pending."""
+
+
+def _outboxes(config_file: str, sink: str) -> list[tuple[str, Path]]:
+    """The outbox files of the probe's state_dir that exist, by sink (the daemon creates them)."""
+    state = Path(load_config(config_file).probe["state_dir"])
+    files = [("webhook", state / "outbox.db"), ("kafka", state / "outbox-kafka.db")]
+    found = [(name, path) for name, path in files if sink in ("all", name) and path.is_file()]
+    if not found:
+        raise click.UsageError(f"no {'' if sink == 'all' else sink + ' '}outbox in {state}")
+    return found
+
+
+_CONFIG_ARG = click.argument("config_file", type=click.Path(exists=True, dir_okay=False))
+_SINK_OPTION = click.option("--sink", type=click.Choice(["all", "webhook", "kafka"]), default="all", show_default=True)
+
+
+@outbox.command("status")
+@_CONFIG_ARG
+@_SINK_OPTION
+def outbox_status(config_file, sink):
+    """Trigger records per status in each outbox (safe while the daemon runs: SQLite WAL)."""
+    from appliance.delivery import Outbox  # noqa: PLC0415
+    for name, path in _outboxes(config_file, sink):
+        box = Outbox(path)
+        click.echo(f"{name}: " + ", ".join(f"{status} {n}" for status, n in box.counts().items()))
+        box.close()
+
+
+@outbox.command("requeue")
+@_CONFIG_ARG
+@_SINK_OPTION
+def outbox_requeue(config_file, sink):
+    """Put the dead letters back to pending with a fresh retry budget, e.g. after a receiver outage longer than
+    max_tries covers; the running daemon's sender picks them up."""
+    from appliance.delivery import Outbox  # noqa: PLC0415
+    for name, path in _outboxes(config_file, sink):
+        box = Outbox(path)
+        click.echo(f"{name}: {box.requeue_dead()} dead letter(s) back to pending")
+        box.close()
+
+
 @cli.command("check-config")
 @click.argument("config_file", type=click.Path(exists=True, dir_okay=False))
 def check_config(config_file):

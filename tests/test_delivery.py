@@ -7,6 +7,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from appliance.delivery import DEAD, DELIVERED, Outbox, WebhookSender, sign, sse_stream, trigger_id, verify
+from test_config import site  # noqa: F401  (the example-config fixture)
 
 SECRET = b"shared-secret"
 
@@ -139,6 +140,32 @@ def test_dead_letter_after_max_tries_and_requeue(tmp_path):
         time.sleep(0.01)
     assert outbox.counts()[DEAD] == 1
     assert outbox.requeue_dead() == 1 and outbox.counts()["pending"] == 1
+
+
+def test_engineer_requeues_dead_letters_from_the_cli(site):  # noqa: F811  (pytest fixture)
+    """`sigloc outbox status|requeue CONFIG` on the probe's outboxes, beside a daemon that holds them open."""
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from appliance.cli import cli  # noqa: PLC0415
+    config = str(site / "sigloc.toml")
+    assert "no outbox in" in CliRunner().invoke(cli, ["outbox", "status", config]).output
+    webhook, kafka = Outbox(site / "sigloc-state" / "outbox.db"), Outbox(site / "sigloc-state" / "outbox-kafka.db")
+    webhook.put(triggers(3))
+    kafka.put(triggers(3))
+    for box, dead in ((webhook, 2), (kafka, 1)):
+        for entry in box.due()[:dead]:
+            box.failed(entry, "HTTP 503", None)
+    status = CliRunner().invoke(cli, ["outbox", "status", config])
+    assert status.exit_code == 0
+    assert status.output.splitlines() == ["webhook: pending 1, delivered 0, dead 2",
+                                          "kafka: pending 2, delivered 0, dead 1"]
+    out = CliRunner().invoke(cli, ["outbox", "requeue", config, "--sink", "webhook"])
+    assert out.exit_code == 0 and out.output.strip() == "webhook: 2 dead letter(s) back to pending"
+    assert webhook.counts() == {"pending": 3, DELIVERED: 0, DEAD: 0}  # the open handle sees it at once
+    assert kafka.counts()[DEAD] == 1
+    assert CliRunner().invoke(cli, ["outbox", "requeue", config]).output.splitlines() == [
+        "webhook: 0 dead letter(s) back to pending", "kafka: 1 dead letter(s) back to pending"]
+    assert len(kafka.due()) == 3 and kafka.counts()[DEAD] == 0
 
 
 def test_wrong_secret_is_refused_by_the_receiver_and_retried(tmp_path):
