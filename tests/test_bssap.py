@@ -201,9 +201,9 @@ def mismatches(records: list[dict], row: dict[str, list[str]], bssmap_types: dic
 # -- the simulator's capture --------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def simulated(city):
+def simulated(unpacked_city):
     """Per frame: the records of its one BSSAP payload, tshark's fields, and whether it was sent to the MSC."""
-    path = city / "capture.pcap"
+    path = unpacked_city / "capture.pcap"
     payloads = raw_layers(path, "bssap")
     rows = fields(path, (*FIELDS, "ip.dst"), "bssap")
     assert all(len(p) == 1 for p in payloads.values())

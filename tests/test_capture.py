@@ -222,7 +222,9 @@ def test_simulated_capture_equals_tshark(simulated):
     assert not got["anomalies"]
 
 
-def test_simulated_transport_context_equals_tshark(simulated):
+def test_simulated_transport_context_equals_tshark(unpacked_city):
+    """Frame by frame, so on the city with one message per packet."""
+    simulated = unpacked_city / "capture.pcap"
     wire = fields(simulated, ["frame.time_epoch", "ip.src", "ip.dst", "sctp.srcport", "sctp.dstport",
                               "m3ua.protocol_data_opc", "m3ua.protocol_data_dpc", "sccp.message_type",
                               "sccp.assoc.id"], "s1ap or bssap", options=("sccp.trace_sccp:TRUE",))

@@ -52,8 +52,8 @@ def test_real_captures_exercise_identities_numbers_and_causes():
     assert decode_l3(bytes.fromhex("055451d9c2b3"), None)["msg"] == "authentication_response"
 
 
-def test_simulated_layer3_messages_agree_with_tshark(city):
-    pdus = tshark_pdus(city / "capture.pcap", "gsm_a.dtap", ("gsm_a.rp", "gsm_sms"))
+def test_simulated_layer3_messages_agree_with_tshark(unpacked_city):
+    pdus = tshark_pdus(unpacked_city / "capture.pcap", "gsm_a.dtap", ("gsm_a.rp", "gsm_sms"))
     records, bad = _compare(pdus)
     assert len(pdus) > 500
     assert not bad, f"{len(bad)} of {len(pdus)} differ, e.g. {bad[:3]}"
