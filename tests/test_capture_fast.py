@@ -21,6 +21,7 @@ from conftest import shared_pcaps
 from packets import (data_chunk, ether, i_data_chunk, ipv4, ipv6, m3ua_data, sack_chunk, sccp_address, sccp_cc,
                      sccp_cr, sccp_dt1, sctp, sll2, udt, write_pcap, write_pcapng)
 from simulator import s1ap_encode as s1ap
+from test_capture import _pcap_records
 from tshark_oracle import fields
 
 CAPTURES = shared_pcaps()
@@ -104,20 +105,11 @@ def test_state_is_shared_between_fast_and_slow_frames(tmp_path):
     assert len(assert_same(sll2_path)[0]) == 1
 
 
-def _records(data: bytes) -> list[bytes]:
-    out, at = [], 24
-    while at < len(data):
-        caplen = struct.unpack_from("<I", data, at + 8)[0]
-        out.append(data[at:at + 16 + caplen])
-        at += 16 + caplen
-    return out
-
-
 def test_damaged_frames_are_counted_alike(city, tmp_path):
     """Random octets of 3000 records overwritten, others cut short (the record length kept consistent): both paths
     count the same damage, by reason, and emit the same payloads."""
     data = (city / "capture.pcap").read_bytes()
-    records, rng = _records(data), random.Random(4)
+    records, rng = _pcap_records(data), random.Random(4)
     for i in rng.sample(range(len(records)), 3000):
         record = bytearray(records[i])
         if rng.random() < 0.3:
@@ -143,7 +135,7 @@ def test_cut_and_impossible_records_end_the_file_alike(city, tmp_path):
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(data[:len(data) // 3 + 5])
     assert assert_same(cut, batch_frames=1000)[-1].anomalies["pcap.truncated_record"] == 1
-    records = _records(data)
+    records = _pcap_records(data)
     bad = bytearray(records[500])
     struct.pack_into("<I", bad, 8, 1 << 20)
     broken = tmp_path / "bad_record.pcap"
