@@ -165,6 +165,15 @@ class Outbox:
         self._db.close()
 
 
+def retry_at(tries: int, max_tries: int, backoff_s: float, max_backoff_s: float, rng: random.Random) -> float | None:
+    """When a record that failed its ``tries``-th delivery is due again (exponential backoff, capped, jittered so
+    senders do not retry in step), or None once ``max_tries`` are spent: a dead letter. Shared by every sink."""
+    if tries >= max_tries:
+        return None
+    delay = min(max_backoff_s, backoff_s * 2 ** (tries - 1))
+    return time.time() + rng.uniform(delay / 2, delay)
+
+
 def sse_stream(outbox: Outbox, last_id: int = 0, stop: threading.Event | None = None,
                heartbeat_s: float = 15.0) -> Iterator[str]:
     """Server-Sent Events frames from ``last_id`` on; a comment line every ``heartbeat_s`` keeps proxies open."""
@@ -211,12 +220,8 @@ class WebhookSender:
                 self._post(entry)
             except (OSError, urllib.error.URLError) as err:  # HTTPError is a URLError; refused/timeout are OSError
                 self.errors += 1
-                tries = entry.tries + 1
-                if tries >= self.max_tries:
-                    self.outbox.failed(entry, str(err), None)
-                else:
-                    delay = min(self.max_backoff_s, self.backoff_s * 2 ** (tries - 1))
-                    self.outbox.failed(entry, str(err), time.time() + self.rng.uniform(delay / 2, delay))
+                self.outbox.failed(entry, str(err), retry_at(entry.tries + 1, self.max_tries, self.backoff_s,
+                                                             self.max_backoff_s, self.rng))
                 if not isinstance(err, urllib.error.HTTPError):
                     break  # the receiver is unreachable: the rest of this pass would fail the same way
                 continue

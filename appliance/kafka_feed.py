@@ -25,7 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from appliance.delivery import Entry, Outbox, sign
+from appliance.delivery import Entry, Outbox, retry_at, sign
 
 log = logging.getLogger("sigloc.kafka")
 
@@ -119,12 +119,8 @@ class KafkaSender:
             self._reachable = True
             return
         self.errors += 1
-        tries = entry.tries + 1
-        if tries >= self.max_tries:
-            self.outbox.failed(entry, err.str(), None)
-        else:
-            delay = min(self.max_backoff_s, self.backoff_s * 2 ** (tries - 1))
-            self.outbox.failed(entry, err.str(), time.time() + self.rng.uniform(delay / 2, delay))
+        self.outbox.failed(entry, err.str(), retry_at(entry.tries + 1, self.max_tries, self.backoff_s,
+                                                      self.max_backoff_s, self.rng))
         if err.retriable() or err.code() < 0:  # librdkafka's own errors (timeouts, transport): cluster unreachable
             self._reachable = False
 
