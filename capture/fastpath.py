@@ -348,6 +348,169 @@ def _m3ua(buf, at, n):
     return found if found >= 0 else -2
 
 
+# SCCP message types sccp_fields reads (capture.sccp, Q.713 §2.1); the others are left to capture.sccp.parse.
+_CR, _CC, _CREF, _RLSD, _RLC, _DT1, _UDT, _IT = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x09, 0x10
+
+
+@numba.njit(cache=True, nogil=True)
+def _sccp_layout(kind):
+    """Q.713 §4 (capture.sccp.LAYOUTS) for the types read here: fixed-part octets, mandatory variable parameters
+    (called, calling, data: 0 none, 1 data, 2 called, 3 all three) and whether an optional part follows."""
+    if kind == _CR:
+        return 4, 2, True
+    if kind == _CC or kind == _RLSD:
+        return 7, 0, True
+    if kind == _CREF:
+        return 4, 0, True
+    if kind == _RLC:
+        return 6, 0, False
+    if kind == _DT1:
+        return 4, 1, False
+    if kind == _UDT:
+        return 1, 3, False
+    if kind == _IT:
+        return 10, 0, False
+    return -1, 0, False
+
+
+@numba.njit(cache=True, nogil=True)
+def _variable(buf, at, end):
+    """capture.sccp._variable: (start, length) of the parameter whose pointer octet is at ``at``; start -1 where
+    capture.sccp raises."""
+    if at >= end:
+        return -1, 0
+    start = at + buf[at]
+    if start == at or start >= end or start + 1 + buf[start] > end:
+        return -1, 0
+    return start + 1, np.int64(buf[start])
+
+
+@numba.njit(cache=True, nogil=True)
+def _ssn(buf, at, n, pc_octets):
+    """capture.sccp._address of buf[at:at+n]: its SSN (0 absent), -1 where capture.sccp raises."""
+    if n == 0:
+        return -1
+    ai = buf[at]
+    gti = (ai >> 2) & 0x0F
+    off, ssn = 1, 0
+    if ai & 0x01:
+        if n < off + pc_octets:
+            return -1
+        off += pc_octets
+    if ai & 0x02:
+        if n < off + 1:
+            return -1
+        ssn = np.int64(buf[at + off])
+        off += 1
+    if gti == 0:
+        return ssn if off == n else -1
+    if gti > 4 or n < off + (1 if gti < 3 else gti - 1):
+        return -1
+    if gti >= 3:
+        es = buf[at + off + 1] & 0x0F
+        if es != 1 and es != 2:
+            return -1
+    return ssn
+
+
+@numba.njit(cache=True, nogil=True)
+def sccp_fields(buf, user, user_len, pc_octets):
+    """capture.sccp.parse of UDT, CR, CC, CREF, RLSD, RLC, DT1 and IT messages at buf[user[i]:+user_len[i]] with
+    ``pc_octets[i]`` octets of point code in addresses, as columns: ok (False where capture.sccp would raise, for
+    any other type, or a point-code size of 0: the stack parses those itself), type, source and destination local
+    reference (-1 none), subsystem (capture.sccp.subsystem), called party SSN (-1 no called party), user data start
+    and length (-1 none), the DT1 M bit, and whether the data is BSSAP-shaped (capture.stack.bssap_shaped)."""
+    m = len(user)
+    ok = np.zeros(m, np.bool_)
+    kind = np.zeros(m, np.int64)
+    src_ref = np.full(m, -1, np.int64)
+    dst_ref = np.full(m, -1, np.int64)
+    ssn = np.zeros(m, np.int64)
+    called_ssn = np.full(m, -1, np.int64)
+    data = np.full(m, -1, np.int64)
+    data_len = np.full(m, -1, np.int64)
+    more = np.zeros(m, np.bool_)
+    shaped = np.zeros(m, np.bool_)
+    for i in range(m):
+        at, end, pco = user[i], user[i] + user_len[i], pc_octets[i]
+        if at >= end or pco == 0:
+            continue
+        k = np.int64(buf[at])
+        fixed, variable, optional = _sccp_layout(k)
+        if fixed < 0 or at + 1 + fixed > end:
+            continue
+        f = at + 1
+        if k == _CR:
+            src_ref[i] = _u24(buf, f)
+        elif k != _UDT:
+            dst_ref[i] = _u24(buf, f)
+            if k == _CC or k == _RLSD or k == _RLC or k == _IT:
+                src_ref[i] = _u24(buf, f + 3)
+        if k == _DT1:
+            more[i] = buf[f + 3] & 0x01
+        p = f + fixed
+        called, called_n, calling, calling_n, d, d_n = -1, 0, -1, 0, -1, 0
+        good = True
+        if variable >= 2:
+            called, called_n = _variable(buf, p, end)
+            good = called >= 0
+            p += 1
+        if good and variable == 3:
+            calling, calling_n = _variable(buf, p, end)
+            good = calling >= 0
+            p += 1
+        if good and (variable == 1 or variable == 3):
+            d, d_n = _variable(buf, p, end)
+            good = d >= 0
+            p += 1
+        if good and optional:
+            if p >= end:
+                good = False
+            elif buf[p]:
+                o = p + buf[p]
+                good = False
+                while o < end:
+                    name = buf[o]
+                    if name == 0:
+                        good = True
+                        break
+                    if o + 2 > end or o + 2 + buf[o + 1] > end:
+                        break
+                    size = np.int64(buf[o + 1])
+                    if name == 3:
+                        called, called_n = o + 2, size
+                    elif name == 4:
+                        calling, calling_n = o + 2, size
+                    elif name == 0x0F:
+                        d, d_n = o + 2, size
+                    o += 2 + size
+        if not good:
+            continue
+        s_called = _ssn(buf, called, called_n, pco) if called >= 0 else 0
+        s_calling = _ssn(buf, calling, calling_n, pco) if calling >= 0 else 0
+        if s_called < 0 or s_calling < 0:
+            continue
+        ok[i] = True
+        kind[i] = k
+        ssn[i] = s_called if s_called else s_calling
+        if called >= 0:
+            called_ssn[i] = s_called
+        if d >= 0 and k != _RLC and k != _IT:
+            data[i], data_len[i] = d, d_n
+            if d_n >= 3:
+                if buf[d] == 0x00:
+                    shaped[i] = buf[d + 1] == d_n - 2 and not (buf[d + 2] == 0x40 and (d_n < 4 or buf[d + 3] != 0x01))
+                else:
+                    shaped[i] = buf[d] == 0x01 and buf[d + 2] == d_n - 3
+    return ok, kind, src_ref, dst_ref, ssn, called_ssn, data, data_len, more, shaped
+
+
+@numba.njit(cache=True, nogil=True)
+def _u24(b, i):
+    """A 3-octet local reference, least significant octet first (Q.713 §3.2)."""
+    return np.int64(b[i]) | (np.int64(b[i + 1]) << 8) | (np.int64(b[i + 2]) << 16)
+
+
 @numba.njit(cache=True, nogil=True)
 def _number(key, rows, columns, ids):
     """Number the distinct ``key[r, :columns]`` of ``rows`` in order of appearance into ``ids``; returns the first
@@ -385,6 +548,33 @@ def sweeps(ts, swept, interval):
             swept = t
             latest = max(latest, t)
     return swept, latest
+
+
+def _crc32_table() -> np.ndarray:
+    """The byte table of CRC-32 (ISO-HDLC, reflected polynomial 0xEDB88320), the checksum zlib.crc32 computes."""
+    table = np.empty(256, np.int64)
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
+        table[n] = c
+    return table
+
+
+_CRC32 = _crc32_table()
+
+
+@numba.njit(cache=True, nogil=True)
+def crc32s(buf, starts, lengths):
+    """``zlib.crc32`` of ``buf[starts[i]:starts[i] + lengths[i]]`` for every i: the content part of capture.sctp's
+    retransmission signature, for a run's chunks at once."""
+    out = np.empty(len(starts), np.int64)
+    for i in range(len(starts)):
+        c = np.int64(0xFFFFFFFF)
+        for j in range(starts[i], starts[i] + lengths[i]):
+            c = _CRC32[(c ^ buf[j]) & 0xFF] ^ (c >> 8)
+        out[i] = c ^ 0xFFFFFFFF
+    return out
 
 
 @numba.njit(cache=True, nogil=True)

@@ -267,28 +267,34 @@ class Connections:
     def track(self, msg: Message, src: int, dst: int, ts: float) -> Connection | None:
         """The connection ``msg`` belongs to (``src``/``dst`` identify the sending/receiving node); None for
         connectionless and ignored types."""
+        return self.track_fields(msg.type, src, dst, msg.src_ref, msg.dst_ref, subsystem(msg),
+                                 -1 if msg.called is None else msg.called.ssn, ts)
+
+    def track_fields(self, kind: int, src: int, dst: int, src_ref: int, dst_ref: int, ssn: int, called_ssn: int,
+                     ts: float) -> Connection | None:
+        """``track`` on a message's fields (``ssn`` its subsystem(), ``called_ssn`` -1 without a called party):
+        what the compiled pass (capture.fastpath.sccp_fields) hands over instead of a parsed Message."""
         if ts - self._swept > IDLE_SWEEP:
             self._sweep(ts)
-        kind = msg.type
         if kind == SCCP_CR:
-            conn = self._open(subsystem(msg), ts)
-            self._bind(conn, src, msg.src_ref)
+            conn = self._open(ssn, ts)
+            self._bind(conn, src, src_ref)
             return conn
         if kind in (SCCP_DT1, SCCP_DT2, SCCP_CC, SCCP_RLSD, SCCP_CREF):
-            conn = self._by_ref.get((dst, msg.dst_ref))
+            conn = self._by_ref.get((dst, dst_ref))
             if conn is None:
-                conn = self._open(subsystem(msg), ts)
-                self._bind(conn, dst, msg.dst_ref)
-            elif not conn.ssn and msg.called is not None:
-                conn.ssn = msg.called.ssn
+                conn = self._open(ssn, ts)
+                self._bind(conn, dst, dst_ref)
+            elif not conn.ssn and called_ssn >= 0:
+                conn.ssn = called_ssn
             conn.last = ts
             if kind in (SCCP_CC, SCCP_RLSD):
-                self._bind(conn, src, msg.src_ref)
+                self._bind(conn, src, src_ref)
             elif kind == SCCP_CREF:
                 self._close(conn)
             return conn
         if kind in (SCCP_RLC, SCCP_IT):
-            conn = self._by_ref.get((dst, msg.dst_ref)) or self._by_ref.get((src, msg.src_ref))
+            conn = self._by_ref.get((dst, dst_ref)) or self._by_ref.get((src, src_ref))
             if conn is not None:
                 conn.last = ts
                 if kind == SCCP_RLC:
@@ -296,18 +302,19 @@ class Connections:
             return conn
         return None
 
-    def reassemble(self, conn: Connection, dst: int, msg: Message) -> memoryview | bytes | None:
-        """The complete user data of a DT1/DT2 once its last segment (M bit clear) is in; §3.7 / Q.714 §3.3.2."""
+    def reassemble(self, conn: Connection, dst: int, more: bool, data) -> memoryview | bytes | None:
+        """The complete user data of a DT1/DT2 (its M bit ``more``, its ``data``) once its last segment (M bit
+        clear) is in; §3.7 / Q.714 §3.3.2."""
         pending = conn.segments.get(dst)
-        if not msg.more and pending is None:
-            return msg.data
+        if not more and pending is None:
+            return data
         if pending is None:
             pending = conn.segments[dst] = bytearray()
-        pending += msg.data
+        pending += data
         if len(pending) > MAX_SEGMENTED:
             del conn.segments[dst]
             raise Malformed("sccp.segmented_too_large")
-        if msg.more:
+        if more:
             return None
         del conn.segments[dst]
         return bytes(pending)

@@ -11,6 +11,7 @@ Only user messages the caller accepts (by PPID and ports) are tracked, so Diamet
 """
 
 import struct
+import zlib
 from collections.abc import Callable
 
 from capture.errors import Anomalies, Truncated
@@ -52,7 +53,7 @@ class _Direction:
     __slots__ = ("seen", "partial")
 
     def __init__(self):
-        self.seen: dict[int, tuple] = {}  # TSN -> signature of its chunk, oldest first
+        self.seen: dict[int, tuple] = {}  # TSN -> signature of its chunk (with its CRC-32), oldest first
         self.partial: dict[tuple, _Fragments] = {}
 
     def fresh(self, tsn: int, signature: tuple) -> bool:
@@ -113,7 +114,7 @@ class SctpLayer:
                                 out.append((what, sport, dport, stream, whole[0]))
                         else:
                             direction = direction or self._direction(src, sport, dst, dport, vtag)
-                            if direction.fresh(tsn, (stream, ssn, hash(payload))):
+                            if direction.fresh(tsn, (stream, ssn, zlib.crc32(payload))):
                                 out.append((what, sport, dport, stream, payload))
                             else:
                                 self.anomalies["sctp.duplicate_tsn"] += 1
@@ -135,7 +136,7 @@ class SctpLayer:
         if flags & 0x03 == 0x03:
             what = self.accept(ppid_or_fsn, sport, dport)
             if what:
-                if self._direction(src, sport, dst, dport, vtag).fresh(tsn, (stream, mid, hash(payload))):
+                if self._direction(src, sport, dst, dport, vtag).fresh(tsn, (stream, mid, zlib.crc32(payload))):
                     out.append((what, sport, dport, stream, payload))
                 else:
                     self.anomalies["sctp.duplicate_tsn"] += 1
@@ -162,7 +163,7 @@ class SctpLayer:
                   ppid: int | None, ts: float) -> tuple[bytes, int] | None:
         """Store one fragment; once B..E are all present return the message and the PPID its B fragment carried."""
         d = self._direction(*dkey)
-        if not d.fresh(tsn, (mkey, order, flags, hash(payload))):
+        if not d.fresh(tsn, (mkey, order, flags, zlib.crc32(payload))):
             self.anomalies["sctp.duplicate_tsn"] += 1
             return None
         msg = d.partial.get(mkey)

@@ -31,7 +31,7 @@ from capture.ipa import IPA_TCP_PORTS, IpaLayer, tcp_ports
 from capture.link import LINKTYPE_ETHERNET, ip_start
 from capture.mtp3 import POINT_CODE_OCTETS, SI_SCCP, STANDARD_ITU, MtpStandards, point_code, routing_label
 from capture.payloads import PROTO_BSSAP, PROTO_BSSAP_LE, PROTO_S1AP, PayloadBatch
-from capture.fastpath import FAST, SLOW, WHAT_M2UA, WHAT_S1AP, Scan, gather, sweeps
+from capture.fastpath import FAST, SLOW, WHAT_M2UA, WHAT_S1AP, Scan, crc32s, gather, sccp_fields, sweeps
 from capture.pcap import Frames, read_frames, read_packets
 from capture.sccp import CONNECTION_IDLE, SCCP_DT1, SCCP_DT2, SCCP_UDT, SCCP_XUDT
 from capture.sctp import MAX_DIRECTIONS, RECENT_TSNS, SctpLayer
@@ -43,6 +43,9 @@ PORTS = {36412: _S1AP, 2905: _M3UA, 2904: _M2UA}  # 38412 (NGAP) is not S1AP
 
 SSN_BSSAP = 254                        # TS 23.003 §8.1: BSSAP on the A interface
 SSN_BSSAP_LE = frozenset((250, 251, 252))  # BSC, MSC and SMLC (BSSAP-LE, TS 49.031)
+SHORT_RUN = 32  # FAST/SKIP frames between two SLOW ones below which Stack.frames takes them one by one
+_PROTO_OF_SSN = np.zeros(256, np.int64)   # the payload protocol by SSN, for columns of them
+_PROTO_OF_SSN[SSN_BSSAP], _PROTO_OF_SSN[list(SSN_BSSAP_LE)] = PROTO_BSSAP, PROTO_BSSAP_LE
 
 
 def read_payloads(path, mtp3_standard: str = "auto", batch_frames: int = 65536,
@@ -127,21 +130,23 @@ class Stack:
         self._rows: list[tuple] = []  # one tuple per payload, in PayloadBatch column order
         self._keys: list[int] = []    # its place: frame << 9 | the chunk's order in a FAST frame
         self._data = bytearray()
-        self._fast: list[tuple] = []  # S1AP rows of FAST frames, as columns: keys, frame, ts, flow, length, data
+        self._fast: list[tuple] = []  # rows of FAST frames as columns: keys, then _COLUMNS but offset, then data
         self._key = 0
 
     # -- blocks of frames (the compiled fast path) ----------------------------------------------------------------
     def frames(self, base: int, frames: Frames, scan: Scan, lo: int, hi: int) -> None:
         """Frames ``lo``..``hi`` of a block, frame ``i`` numbered ``base + i``: SLOW ones through ``frame()``, the
-        runs of others between them through ``_run``, in frame order."""
+        runs of others between them through ``_run``, in frame order; a run shorter than ``SHORT_RUN`` frames (damaged
+        or unusual traffic all around) through ``frame()`` too, which is then cheaper than ``_run``'s set-up."""
         view, at = memoryview(frames.data), lo
         for f in (lo + np.flatnonzero(scan.cls[lo:hi] == SLOW)).tolist() + [hi]:
-            if at < f:
+            if f - at >= SHORT_RUN:
                 self._run(base, frames, scan, at, f)
-            if f < hi:
-                start = int(frames.start[f])
-                self.frame(base + f, float(frames.ts[f]), int(frames.linktype[f]),
-                           view[start:start + int(frames.length[f])])
+                at = f
+            for g in range(at, min(f + 1, hi)):
+                start = int(frames.start[g])
+                self.frame(base + g, float(frames.ts[g]), int(frames.linktype[g]),
+                           view[start:start + int(frames.length[g])])
             at = f + 1
 
     def _run(self, base: int, frames: Frames, scan: Scan, lo: int, hi: int) -> None:
@@ -157,36 +162,109 @@ class Stack:
             return
         chunks = np.arange(c0, c1)
         view = memoryview(frames.data)
-        starts, lengths = scan.c_start[chunks], scan.c_len[chunks]
         signatures = list(zip(scan.c_stream[chunks].tolist(), scan.c_ssn[chunks].tolist(),
-                              map(hash, map(view.__getitem__, map(slice, starts.tolist(),
-                                                                  (starts + lengths).tolist())))))
+                              crc32s(scan.buf, scan.c_start[chunks], scan.c_len[chunks]).tolist()))
         fresh = self._fresh(scan, chunks, signatures)
         chunks = chunks[fresh]
         if not len(chunks):
             return
         frame, flow, what = scan.c_frame[chunks], scan.flow[scan.c_frame[chunks]], scan.c_what[chunks]
         # Endpoints and associations are numbered as they first appear: walk the chunks that can create them (a
-        # flow not seen before; M3UA and M2UA, whose point codes are endpoints too) in order.
+        # flow not seen before; M3UA and M2UA, whose point codes are endpoints too) in order. SCCP over M3UA on a
+        # flow, point-code layout and point codes already known is read by the compiled pass instead (_sccp_run).
         flows, first = np.unique(flow, return_index=True)
         new = [i for f, i in zip(flows.tolist(), first.tolist()) if scan.flows[f] not in self._flows]
         m3ua_sccp = scan.c_opc[chunks] >= 0
         walk = np.union1d(np.flatnonzero(m3ua_sccp | (what == WHAT_M2UA)), new).astype(np.int64)
-        if len(walk):
-            c = chunks[walk]
-            f = frame[walk]
-            for args in zip((base + f).tolist(), frames.ts[f].tolist(), flow[walk].tolist(),
-                            what[walk].tolist(), ((base + f) << 9 | scan.c_order[c]).tolist(), scan.c_opc[c].tolist(),
-                            scan.c_dpc[c].tolist(), scan.c_user[c].tolist(), scan.c_user_len[c].tolist(),
-                            scan.c_start[c].tolist(), scan.c_len[c].tolist()):
-                self._walk(scan, view, *args)
+        at, window = 0, len(walk)
+        while at < len(walk):
+            take = chunks[walk[at:at + window]]
+            compiled = self._sccp_fields(scan, take)
+            end = int(np.argmin(compiled[0])) if not compiled[0].all() else len(take)
+            if end:
+                self._sccp_run(base, frames, scan, take[:end], [c[:end] for c in compiled])
+                at += end
+            window = max(64, 2 * end)  # read again after a walk: as far ahead as the last read went, twice
+            if end < len(take):
+                c = take[end]
+                f = int(scan.c_frame[c])
+                self._walk(scan, view, base + f, float(frames.ts[f]), int(scan.flow[f]), int(scan.c_what[c]),
+                           (base + f) << 9 | int(scan.c_order[c]), int(scan.c_opc[c]), int(scan.c_dpc[c]),
+                           int(scan.c_user[c]), int(scan.c_user_len[c]), int(scan.c_start[c]), int(scan.c_len[c]))
+                at += 1
         s1ap = what == WHAT_S1AP
         if s1ap.any():
             chunks, frame = chunks[s1ap], frame[s1ap]
-            known = np.array([self._flows.get(key, (-1, -1, -1)) for key in scan.flows], np.int32)
+            flows, inverse = np.unique(flow[s1ap], return_inverse=True)
+            known = np.array([self._flows[scan.flows[f]] for f in flows.tolist()], np.int32)[inverse.ravel()]
+            n = len(chunks)
             self._fast.append(((base + frame) << 9 | scan.c_order[chunks], base + frame, frames.ts[frame],
-                               known[flow[s1ap]], scan.c_len[chunks],
+                               np.full(n, PROTO_S1AP), known[:, 2], known[:, 0], known[:, 1], np.full(n, -1),
+                               np.zeros(n), scan.c_len[chunks],
                                gather(scan.buf, scan.c_start[chunks], scan.c_len[chunks])))
+
+    def _sccp_fields(self, scan: Scan, chunks: np.ndarray) -> tuple:
+        """For these chunks of a run: whether each is SCCP over M3UA that the compiled pass can take as the stack is
+        now (its flow, its association's point-code layout and both point-code endpoints known; a message
+        ``sccp_fields`` reads), then its association, source and destination endpoints and ``sccp_fields``."""
+        flows, flow = np.unique(scan.flow[scan.c_frame[chunks]], return_inverse=True)
+        flow = flow.ravel()
+        known = [self._flows.get(scan.flows[f], (-1, -1, -1)) for f in flows.tolist()]
+        standards = [self.mtp.known(k[2]) if k[2] >= 0 else None for k in known]
+        opc = scan.c_opc[chunks]
+        octets = np.array([POINT_CODE_OCTETS.get(s, 0) for s in standards], np.int64)[flow]
+        octets[opc < 0] = 0
+        endpoint = self._endpoint_index.get
+        ends = []
+        for pcs in (opc, np.where(opc >= 0, scan.c_dpc[chunks], -1)):  # c_dpc is set for SCCP over M3UA only
+            pairs, inverse = np.unique(flow << 32 | (pcs & 0xFFFFFFFF), return_inverse=True)
+            ends.append(np.array([endpoint(("pc", pair & 0xFFFFFFFF, standards[pair >> 32]), -1)
+                                  if pair & 0xFFFFFFFF != 0xFFFFFFFF else -1 for pair in pairs.tolist()],
+                                 np.int64)[inverse.ravel()])
+        fields = sccp_fields(scan.buf, scan.c_user[chunks], scan.c_user_len[chunks], octets)
+        ready = fields[0] & (ends[0] >= 0) & (ends[1] >= 0)
+        assoc = np.array([k[2] for k in known], np.int64)[flow]
+        return (ready, assoc, ends[0], ends[1], *fields[1:])
+
+    def _sccp_run(self, base, frames, scan, chunks, fields) -> None:
+        """SCCP messages of FAST frames read by ``sccp_fields``: ``_sccp`` for all of them at once, connection
+        tracking (and a DT1 M-bit sequence) through capture.sccp.Connections one message at a time, the payload
+        columns in bulk."""
+        _, assoc, src, dst, kind, src_ref, dst_ref, ssn, called_ssn, data, data_len, more, shaped = fields
+        frame = scan.c_frame[chunks]
+        keys = (base + frame) << 9 | scan.c_order[chunks]
+        ts = frames.ts[frame]
+        conn = np.full(len(chunks), -1, np.int64)
+        oriented = np.flatnonzero(kind != SCCP_UDT)
+        if len(oriented):
+            track, reassemble = self.connections.track_fields, self.connections.reassemble
+            view = memoryview(frames.data)
+            ssn, data_len = ssn.copy(), data_len.copy()
+            for i, k, s, d, sr, dr, n, c, t, m in zip(
+                    oriented.tolist(), kind[oriented].tolist(), src[oriented].tolist(), dst[oriented].tolist(),
+                    src_ref[oriented].tolist(), dst_ref[oriented].tolist(), ssn[oriented].tolist(),
+                    called_ssn[oriented].tolist(), ts[oriented].tolist(), more[oriented].tolist()):
+                found = track(k, s, d, sr, dr, n, c, t)
+                if found is None:
+                    continue
+                conn[i], ssn[i] = found.id, found.ssn
+                if k == SCCP_DT1 and (m or found.segments):  # part of an M-bit sequence: joined, emitted once whole
+                    at, size = int(data[i]), int(data_len[i])
+                    data_len[i] = -1
+                    try:
+                        payload = reassemble(found, d, m, view[at:at + size])
+                    except DecodeError as err:
+                        self.anomalies.count(err)
+                        continue
+                    self._key = int(keys[i])
+                    self._sccp_emit(int(base + frame[i]), float(ts[i]), int(assoc[i]), s, d, found.id, found.ssn,
+                                    k, payload)
+        proto = np.where((ssn == 0) & shaped, PROTO_BSSAP, _PROTO_OF_SSN[ssn])
+        keep = np.flatnonzero((proto > 0) & (data_len > 0))
+        if len(keep):
+            self._fast.append((keys[keep], base + frame[keep], ts[keep], proto[keep], assoc[keep], src[keep],
+                               dst[keep], conn[keep], kind[keep], data_len[keep],
+                               gather(scan.buf, data[keep], data_len[keep])))
 
     def _walk(self, scan, view, frame, ts, flow, what, key, opc, dpc, user, user_len, start, length) -> None:
         """One chunk of a FAST frame that ``_run`` hands to the Python layers above SCTP."""
@@ -217,16 +295,21 @@ class Stack:
             return self._count_duplicates(fresh)
         order = np.argsort(directions, kind="stable")
         bounds = np.searchsorted(directions[order], ids).tolist() + [len(order)]
+        by_tsn = np.lexsort((tsns, directions))  # a TSN twice in the run of one direction: chunk by chunk
+        d, t = directions[by_tsn], tsns[by_tsn]
+        repeats = set(d[1:][(d[1:] == d[:-1]) & (t[1:] == t[:-1])].tolist())
+        order, ordered_tsns, ids = order.tolist(), tsns[order].tolist(), ids.tolist()
         for n in np.argsort(first).tolist():  # capture.sctp creates directions as they first appear
-            mine = order[bounds[n]:bounds[n + 1]]
+            mine, mine_tsns = order[bounds[n]:bounds[n + 1]], ordered_tsns[bounds[n]:bounds[n + 1]]
             direction = sctp._direction(*scan.directions[ids[n]])
-            seen, mine_tsns = direction.seen, tsns[mine]
-            if len(np.unique(mine_tsns)) == len(mine) and seen.keys().isdisjoint(mine_tsns.tolist()):
-                seen.update(zip(mine_tsns.tolist(), map(signatures.__getitem__, mine.tolist())))
-                for tsn in list(islice(seen, max(0, len(seen) - RECENT_TSNS))):
-                    del seen[tsn]
+            seen = direction.seen
+            if ids[n] not in repeats and seen.keys().isdisjoint(mine_tsns):
+                seen.update(zip(mine_tsns, map(signatures.__getitem__, mine)))
+                if len(seen) > RECENT_TSNS:
+                    for tsn in list(islice(seen, len(seen) - RECENT_TSNS)):
+                        del seen[tsn]
             else:
-                for i, tsn in zip(mine.tolist(), mine_tsns.tolist()):
+                for i, tsn in zip(mine, mine_tsns):
                     fresh[i] = direction.fresh(tsn, signatures[i])
         return self._count_duplicates(fresh)
 
@@ -332,7 +415,11 @@ class Stack:
                 return
             conn_id, ssn, payload = conn.id, conn.ssn, msg.data
             if msg.type in (SCCP_DT1, SCCP_DT2):
-                payload = self.connections.reassemble(conn, dst, msg)
+                payload = self.connections.reassemble(conn, dst, msg.more, msg.data)
+        self._sccp_emit(frame, ts, assoc, src, dst, conn_id, ssn, msg.type, payload)
+
+    def _sccp_emit(self, frame, ts, assoc, src, dst, conn_id, ssn, sccp_type, payload) -> None:
+        """SCCP user data, emitted if its subsystem (unknown: its shape) makes it BSSAP or BSSAP-LE."""
         if not payload:
             return
         if ssn == SSN_BSSAP:
@@ -343,7 +430,7 @@ class Stack:
             proto = PROTO_BSSAP
         else:
             return
-        self._emit(frame, ts, proto, assoc, src, dst, conn_id, msg.type, payload)
+        self._emit(frame, ts, proto, assoc, src, dst, conn_id, sccp_type, payload)
 
     def _emit(self, frame, ts, proto, assoc, src, dst, conn, sccp_type, payload) -> None:
         self._rows.append((frame, ts, proto, assoc, src, dst, conn, sccp_type, len(self._data), len(payload)))
@@ -418,11 +505,9 @@ class Stack:
 
     def _merge(self, columns: dict, data: bytes) -> tuple[dict, bytes]:
         """The payloads ``frame()`` emitted and the fast path's S1AP columns, in frame and chunk order."""
-        keys, frame, ts, flow, length, payloads = (np.concatenate(c) for c in zip(*self._fast))
-        n = len(keys)
-        fast = {"frame": frame, "ts": ts, "proto": np.full(n, PROTO_S1AP), "assoc": flow[:, 2], "src": flow[:, 0],
-                "dst": flow[:, 1], "conn": np.full(n, -1), "sccp_type": np.zeros(n), "length": length,
-                "offset": len(data) + np.cumsum(length) - length}
+        keys, *fast, payloads = (np.concatenate(c) for c in zip(*self._fast))
+        fast = dict(zip(("frame", "ts", "proto", "assoc", "src", "dst", "conn", "sccp_type", "length"), fast))
+        fast["offset"] = len(data) + np.cumsum(fast["length"]) - fast["length"]
         order = np.argsort(np.concatenate((np.array(self._keys, np.int64), keys)), kind="stable")
         merged = {name: np.concatenate((columns[name], fast[name])).astype(dtype)[order] for name, dtype in _COLUMNS}
         source = np.concatenate((np.frombuffer(data, np.uint8), payloads))

@@ -643,8 +643,8 @@ def test_sccp_dt1_segments_join_on_the_last_one():
     first = sccp.parse(memoryview(bytes.fromhex("06 f40100 01 01 02 0105".replace(" ", ""))))
     last = sccp.parse(memoryview(bytes.fromhex("06 f40100 00 01 03 000102".replace(" ", ""))))
     conn = conns.track(first, 2, 1, 0.0)
-    assert conns.reassemble(conn, 1, first) is None
-    assert conns.reassemble(conns.track(last, 2, 1, 0.0), 1, last) == b"\x01\x05\x00\x01\x02"
+    assert conns.reassemble(conn, 1, first.more, first.data) is None
+    assert conns.reassemble(conns.track(last, 2, 1, 0.0), 1, last.more, last.data) == b"\x01\x05\x00\x01\x02"
 
 
 def test_bssap_shape_heuristic():
