@@ -143,6 +143,7 @@ SLOT = np.dtype([("enter", np.int64), ("out_since", np.int64), ("fid", np.int32)
                  ("fired", np.int32)])  # one open visit: 28 bytes
 SUBSCRIBER = np.dtype([("due", np.int64), ("last_cell", np.int32), ("head", np.int32), ("n", np.int32),
                        ("cap", np.int32)])  # 24 bytes: visits at slots[head:head + n], room for cap
+SUB_BYTES = SUBSCRIBER.itemsize
 UNKNOWN = -3   # last_cell after a swap: the next event must look its cell's fences up again
 # Block sizes 1, 2, 3, 4, 6, 8, 12, .. (steps of 1.5 or 4/3: at most a third of a block unused), one free list each
 SIZES = np.array(sorted({2 ** p for p in range(31)} | {3 << p for p in range(30)}), np.int64)
@@ -207,30 +208,31 @@ def _free(slots, pool, start, size):
 
 
 @numba.njit(cache=True)
-def detect(sub, cell, ts, start, offsets, fids, alive, params, subs, slots, pool, rows, fence, kinds, dwell,
+def detect(sub, cell, ts, start, offsets, fids, alive, params, subs, subs_raw, slots, pool, rows, fence, kinds, dwell,
            count):
     """Run events start.. through the state machine (events in time order per subscriber).
 
     sub/cell/ts: subscriber index, cell index (NOWHERE, OFF) and time in µs of each event. subs: per-
-    subscriber state (SUBSCRIBER); slots: the pool of open visits (SLOT) managed through ``pool``
-    (``_alloc``). All updated in place. Detections are written to rows/fence/kinds/dwell from ``count``
-    on. Returns (stop, count, short): when the output arrays run short, or the pool has no block of
-    ``short`` slots, the kernel stops before event ``stop`` so the caller can grow them and resume.
+    subscriber state (SUBSCRIBER), subs_raw the same bytes (to prefetch it by cache line); slots: the pool
+    of open visits (SLOT) managed through ``pool`` (``_alloc``). All updated in place. Detections are
+    written to rows/fence/kinds/dwell from ``count`` on. Returns (stop, count, short): when the output
+    arrays run short, or the pool has no block of ``short`` slots, the kernel stops before event ``stop``
+    so the caller can grow them and resume.
     """
     dwell_us, pass_us, after_us, confirm, inside_on = params[0], params[1], params[2], params[3], params[4]
     n_events = sub.shape[0]
     cap = rows.shape[0]
     i = start
     while i < n_events:
-        if i + FAR < n_events:
-            _prefetch(subs, sub[i + FAR])
+        if i + FAR < n_events:  # both ends: a 24-byte record straddles two cache lines 3 times in 8
+            _prefetch(subs_raw, sub[i + FAR] * SUB_BYTES)
+            _prefetch(subs_raw, sub[i + FAR] * SUB_BYTES + SUB_BYTES - 1)
         if i + MID < n_events:
             ahead = subs[sub[i + MID]]
             c = cell[i + MID]
             if c != ahead.last_cell or ts[i + MID] >= ahead.due:
-                if ahead.n:
-                    _prefetch(slots, ahead.head)
-                    _prefetch(slots, ahead.head + ahead.n - 1)
+                for j in range(ahead.head, ahead.head + ahead.n + 1, 2):  # every 56 bytes: each line of the visits
+                    _prefetch(slots, min(j, ahead.head + ahead.n - 1))
                 if c >= 0 and c != ahead.last_cell:
                     _prefetch(offsets, c)
         if i + NEAR < n_events:
@@ -461,7 +463,7 @@ class FenceMatcher:
         start = count = 0
         while True:
             start, count, short = detect(sub, cell, ts, start, m.offsets, m.fence_ids, m.alive, self._params,
-                                         self.subs, self.slots, self.pool, *out, count)
+                                         self.subs, self.subs.view(np.uint8), self.slots, self.pool, *out, count)
             if start >= len(sub):
                 return [a[:count] for a in out]
             if short:  # blocks point into slots by index: grow at the end, in place (realloc, no copy)
