@@ -8,9 +8,10 @@ without fragmentation, IPv6 without extension headers, the SCTP common header an
 DATA chunk the stack accepts (by PPID and ports, as ``capture.stack._accept``) with its transport context.
 
 Each frame gets a class. ``SKIP``: nothing the stack reads (no IP, another transport protocol): the Python path
-would touch no state either. ``FAST``: an SCTP packet whose chunks are all well formed and whose accepted DATA
-chunks are unfragmented. ``SLOW``: everything else (IP fragments, TCP, SCTP fragments, I-DATA, ABORT and
-SHUTDOWN COMPLETE, MTP link types, anything damaged), which ``capture.stack.Stack`` takes frame by frame as before,
+would touch no state either. ``FAST``: an SCTP packet whose chunks are all well formed, with no I-DATA, ABORT or
+SHUTDOWN COMPLETE chunk; its accepted DATA chunks (whole messages, or fragments that capture.stack reassembles in
+order) become rows. ``SLOW``: everything else (IP fragments, TCP, I-DATA, ABORT and SHUTDOWN COMPLETE, MTP link
+types, anything damaged), which ``capture.stack.Stack`` takes frame by frame as before,
 so its anomalies are counted by the code that always counted them. The rules below mirror capture.link, capture.ip
 and capture.sctp check for check; tests/test_capture_fast.py holds the two paths equal.
 """
@@ -193,7 +194,8 @@ def scan_frames(buf, starts, lengths, linktypes):
 
     Per frame: class, IP version, source and destination address (offset into ``buf``), SCTP ports and
     verification tag. Per chunk: frame, order in the frame, what (WHAT_*), TSN, stream, SSN, payload start and
-    length in ``buf``. A SLOW frame emits no chunk: the Python stack reads all of it."""
+    length in ``buf``, chunk flags (a fragment: B and E not both set; its M3UA is read once it is whole). A SLOW
+    frame emits no chunk: the Python stack reads all of it."""
     nf = len(starts)
     cls = np.zeros(nf, np.uint8)
     version = np.zeros(nf, np.uint8)
@@ -216,6 +218,7 @@ def scan_frames(buf, starts, lengths, linktypes):
     c_dpc = np.empty(cap, np.int64)
     c_user = np.empty(cap, np.int64)
     c_user_len = np.empty(cap, np.int64)
+    c_flags = np.empty(cap, np.uint8)
     k = 0
     for f in range(nf):
         at, n = starts[f], lengths[f]
@@ -282,15 +285,12 @@ def scan_frames(buf, starts, lengths, linktypes):
                     break
                 what = _accept(_u32(buf, base + off + 12, True), sp, dp)
                 if what:
-                    if flags & 0x03 != 0x03:
-                        ok = False
-                        break
-                    c_frame[k], c_order[k], c_what[k] = f, k - first, what
+                    c_frame[k], c_order[k], c_what[k], c_flags[k] = f, k - first, what, flags
                     c_tsn[k] = _u32(buf, base + off + 4, True)
                     c_stream[k], c_ssn[k] = _u16(buf, base + off + 8), _u16(buf, base + off + 10)
                     c_start[k], c_len[k] = base + off + 16, clen - 16
                     c_opc[k] = -1
-                    if what == WHAT_M3UA:
+                    if what == WHAT_M3UA and flags & 0x03 == 0x03:
                         pd = _m3ua(buf, base + off + 16, clen - 16)
                         if pd == -2:
                             ok = False
@@ -319,7 +319,7 @@ def scan_frames(buf, starts, lengths, linktypes):
         key[f, 5], key[f, 6], key[f, 7] = sp, dp, vtag[f]
     chunks = (c_frame[:k].copy(), c_order[:k].copy(), c_what[:k].copy(), c_tsn[:k].copy(), c_stream[:k].copy(),
               c_ssn[:k].copy(), c_start[:k].copy(), c_len[:k].copy(), c_opc[:k].copy(), c_dpc[:k].copy(),
-              c_user[:k].copy(), c_user_len[:k].copy())
+              c_user[:k].copy(), c_user_len[:k].copy(), c_flags[:k].copy())
     return cls, version, src, dst, sport, dport, vtag, key, chunks
 
 
@@ -541,13 +541,13 @@ def _address_halves(buf, at, n):
 @numba.njit(cache=True, nogil=True)
 def sweeps(ts, swept, interval):
     """capture.sctp's timeout sweep over a run of SCTP packets: a sweep runs at a packet ``interval`` seconds after
-    the last one. Returns the time of the last sweep (``swept`` if none) and the latest sweep time."""
-    latest = -np.inf
-    for t in ts:
-        if t - swept > interval:
-            swept = t
-            latest = max(latest, t)
-    return swept, latest
+    the last one. Returns, for each packet, the time of the last sweep as of that packet (its own included)."""
+    out = np.empty(len(ts))
+    for i in range(len(ts)):
+        if ts[i] - swept > interval:
+            swept = ts[i]
+        out[i] = swept
+    return out
 
 
 def _crc32_table() -> np.ndarray:
@@ -598,7 +598,7 @@ class Scan:
         self.buf = np.frombuffer(frames.data, np.uint8)
         (self.cls, version, src, dst, sport, dport, vtag, key,
          (self.c_frame, self.c_order, self.c_what, self.c_tsn, self.c_stream, self.c_ssn, self.c_start,
-          self.c_len, self.c_opc, self.c_dpc, self.c_user, self.c_user_len)) = scan_frames(
+          self.c_len, self.c_opc, self.c_dpc, self.c_user, self.c_user_len, self.c_flags)) = scan_frames(
              self.buf, frames.start, frames.length, frames.linktype)
         fast = np.flatnonzero(self.cls == FAST)
         self.flow = np.full(len(self.cls), -1, np.int64)

@@ -65,6 +65,10 @@ class MtpStandards:
         """The layout of ``link`` if fixed or already learnt (the fast path: no trial parse)."""
         return self._links.get(link) if self.standard == STANDARD_AUTO else self.standard
 
+    def learnt(self) -> int:
+        """How many links have a layout learnt (only grows: callers cache what depends on ``known``)."""
+        return len(self._links)
+
     def of(self, link: object, fits: Callable[[str], bool]) -> str:
         """The layout of ``link``. Undecided, a message that ``fits`` exactly one layout decides the link; until
         then (traffic that fits both, or neither: not SCCP, or damaged) ITU is used without deciding. A link whose

@@ -163,9 +163,14 @@ class SctpLayer:
                   ppid: int | None, ts: float) -> tuple[bytes, int] | None:
         """Store one fragment; once B..E are all present return the message and the PPID its B fragment carried."""
         d = self._direction(*dkey)
-        if not d.fresh(tsn, (mkey, order, flags, zlib.crc32(payload))):
+        if not d.fresh(tsn, fragment_signature(mkey, order, flags, zlib.crc32(payload))):
             self.anomalies["sctp.duplicate_tsn"] += 1
             return None
+        return self._store(d, mkey, order, flags, payload, ppid, ts)
+
+    def _store(self, d: _Direction, mkey: tuple, order: int, flags: int, payload: memoryview, ppid: int | None,
+               ts: float) -> tuple[bytes, int] | None:
+        """``_fragment`` for a fragment already known to be fresh (capture.stack checks a run's TSNs in bulk)."""
         msg = d.partial.get(mkey)
         if msg is None:
             msg = d.partial[mkey] = _Fragments(ts)
@@ -199,6 +204,11 @@ class SctpLayer:
             self.anomalies["sctp.reassembly_timeout"] += len(d.partial)
             d.partial.clear()
         self._reassembling.clear()
+
+
+def fragment_signature(mkey: tuple, order: int, flags: int, crc: int) -> tuple:
+    """What makes a repeated fragment TSN a retransmission: the same message key, place, flags and content."""
+    return mkey, order, flags, crc
 
 
 def _complete(parts: dict[int, tuple[int, bytes]]) -> bytes | None:

@@ -34,7 +34,7 @@ from capture.payloads import PROTO_BSSAP, PROTO_BSSAP_LE, PROTO_S1AP, PayloadBat
 from capture.fastpath import FAST, SLOW, WHAT_M2UA, WHAT_S1AP, Scan, crc32s, gather, sccp_fields, sweeps
 from capture.pcap import Frames, read_frames, read_packets
 from capture.sccp import CONNECTION_IDLE, SCCP_DT1, SCCP_DT2, SCCP_UDT, SCCP_XUDT
-from capture.sctp import MAX_DIRECTIONS, RECENT_TSNS, SctpLayer
+from capture.sctp import FLAG_U, MAX_DIRECTIONS, RECENT_TSNS, SctpLayer, fragment_signature
 
 # What an SCTP user message is: IANA payload protocol identifiers, and the well-known ports for PPID 0.
 _S1AP, _M3UA, _M2UA = 1, 2, 3
@@ -138,61 +138,92 @@ class Stack:
         """Frames ``lo``..``hi`` of a block, frame ``i`` numbered ``base + i``: SLOW ones through ``frame()``, the
         runs of others between them through ``_run``, in frame order; a run shorter than ``SHORT_RUN`` frames (damaged
         or unusual traffic all around) through ``frame()`` too, which is then cheaper than ``_run``'s set-up."""
-        view, at = memoryview(frames.data), lo
+        at = lo
         for f in (lo + np.flatnonzero(scan.cls[lo:hi] == SLOW)).tolist() + [hi]:
             if f - at >= SHORT_RUN:
                 self._run(base, frames, scan, at, f)
                 at = f
-            for g in range(at, min(f + 1, hi)):
-                start = int(frames.start[g])
-                self.frame(base + g, float(frames.ts[g]), int(frames.linktype[g]),
-                           view[start:start + int(frames.length[g])])
+            self._frame_by_frame(base, frames, at, min(f + 1, hi))
             at = f + 1
+
+    def _frame_by_frame(self, base: int, frames: Frames, lo: int, hi: int) -> None:
+        view = memoryview(frames.data)
+        for g in range(lo, hi):
+            start = int(frames.start[g])
+            self.frame(base + g, float(frames.ts[g]), int(frames.linktype[g]), view[start:start + int(frames.length[g])])
 
     def _run(self, base: int, frames: Frames, scan: Scan, lo: int, hi: int) -> None:
         """SKIP and FAST frames: the state ``frame()`` would have updated for them, and their payloads."""
         sctp = self.sctp
-        swept, latest = sweeps(frames.ts[lo:hi][scan.cls[lo:hi] == FAST], sctp._swept, 1.0)
-        if latest > -np.inf:  # capture.sctp sweeps at a packet a second after the last sweep
-            if sctp._reassembling:  # no fragment arrives in a run: one sweep at the latest time removes the same
-                sctp._sweep(latest)
-            sctp._swept = swept
         c0, c1 = np.searchsorted(scan.c_frame, (lo, hi))
-        if c0 == c1:
-            return
         chunks = np.arange(c0, c1)
+        fragment = scan.c_flags[chunks] & 0x03 != 0x03
+        if fragment.any() and len(sctp._directions) + len(np.unique(scan.direction[scan.c_frame[chunks]])) \
+                > MAX_DIRECTIONS:  # directions evicted mid-run would lose fragments _fresh saw: frame by frame
+            self._frame_by_frame(base, frames, lo, hi)
+            return
+        fast = lo + np.flatnonzero(scan.cls[lo:hi] == FAST)
+        swept = sweeps(frames.ts[fast], sctp._swept, 1.0)  # capture.sctp's sweep as of each SCTP packet
+        applied = sctp._swept
+        if c0 != c1:
+            applied = self._chunks(base, frames, scan, chunks, fragment, fast, swept)
+        final = swept[-1] if len(swept) else sctp._swept
+        if final != applied and sctp._reassembling:  # a sweep after the run's last fragment: the latest decides
+            sctp._sweep(final)
+        sctp._swept = final
+
+    def _chunks(self, base, frames, scan, chunks, fragment, fast, swept) -> float:
+        """The accepted DATA chunks of a run; returns the time of the last timeout sweep applied."""
+        sctp = self.sctp
         view = memoryview(frames.data)
         signatures = list(zip(scan.c_stream[chunks].tolist(), scan.c_ssn[chunks].tolist(),
                               crc32s(scan.buf, scan.c_start[chunks], scan.c_len[chunks]).tolist()))
+        fragments = np.flatnonzero(fragment)
+        for i, flags, tsn in zip(fragments.tolist(), scan.c_flags[chunks[fragments]].tolist(),
+                                 scan.c_tsn[chunks[fragments]].tolist()):
+            stream, ssn, crc = signatures[i]
+            signatures[i] = fragment_signature((stream, ssn, flags & FLAG_U), tsn, flags, crc)
         fresh = self._fresh(scan, chunks, signatures)
+        applied, whole = sctp._swept, {}
+        if len(fragments):
+            applied, whole = self._reassemble(frames, scan, chunks[fragments[fresh[fragments]]], fast, swept)
+            fresh[fragments] = False
+            fresh[np.searchsorted(chunks, list(whole))] = True
         chunks = chunks[fresh]
         if not len(chunks):
-            return
+            return applied
         frame, flow, what = scan.c_frame[chunks], scan.flow[scan.c_frame[chunks]], scan.c_what[chunks]
         # Endpoints and associations are numbered as they first appear: walk the chunks that can create them (a
-        # flow not seen before; M3UA and M2UA, whose point codes are endpoints too) in order. SCCP over M3UA on a
-        # flow, point-code layout and point codes already known is read by the compiled pass instead (_sccp_run).
+        # flow not seen before; M3UA and M2UA, whose point codes are endpoints too; a message completed by a
+        # fragment) in order. SCCP over M3UA on a flow, point-code layout and point codes already known is read by
+        # the compiled pass instead (_sccp_run).
         flows, first = np.unique(flow, return_index=True)
         new = [i for f, i in zip(flows.tolist(), first.tolist()) if scan.flows[f] not in self._flows]
+        completed = np.isin(chunks, list(whole)) if whole else np.zeros(len(chunks), bool)
         m3ua_sccp = scan.c_opc[chunks] >= 0
-        walk = np.union1d(np.flatnonzero(m3ua_sccp | (what == WHAT_M2UA)), new).astype(np.int64)
-        at, window = 0, len(walk)
+        walk = np.union1d(np.flatnonzero(m3ua_sccp | (what == WHAT_M2UA) | completed), new).astype(np.int64)
+        at, read, window, compiled, known = 0, 0, len(walk), None, None
         while at < len(walk):
-            take = chunks[walk[at:at + window]]
-            compiled = self._sccp_fields(scan, take)
-            end = int(np.argmin(compiled[0])) if not compiled[0].all() else len(take)
+            if compiled is None or at - read >= len(compiled[0]):
+                read, take = at, chunks[walk[at:at + window]]
+                compiled, known = self._sccp_fields(scan, take), self._known()
+            ready = compiled[0][at - read:]
+            end = int(np.argmin(ready)) if not ready.all() else len(ready)
             if end:
-                self._sccp_run(base, frames, scan, take[:end], [c[:end] for c in compiled])
+                part = slice(at - read, at - read + end)
+                self._sccp_run(base, frames, scan, take[part], [c[part] for c in compiled])
                 at += end
-            window = max(64, 2 * end)  # read again after a walk: as far ahead as the last read went, twice
-            if end < len(take):
-                c = take[end]
+            if end < len(ready):
+                c = int(chunks[walk[at]])
                 f = int(scan.c_frame[c])
                 self._walk(scan, view, base + f, float(frames.ts[f]), int(scan.flow[f]), int(scan.c_what[c]),
                            (base + f) << 9 | int(scan.c_order[c]), int(scan.c_opc[c]), int(scan.c_dpc[c]),
-                           int(scan.c_user[c]), int(scan.c_user_len[c]), int(scan.c_start[c]), int(scan.c_len[c]))
+                           int(scan.c_user[c]), int(scan.c_user_len[c]), int(scan.c_start[c]), int(scan.c_len[c]),
+                           whole.get(c))
                 at += 1
-        s1ap = what == WHAT_S1AP
+                if self._known() != known:  # the walk taught the stack a flow, endpoint or layout: read again,
+                    compiled, window = None, max(64, 2 * end)  # as far ahead as the last read went, twice
+        s1ap = (what == WHAT_S1AP) & ~completed
         if s1ap.any():
             chunks, frame = chunks[s1ap], frame[s1ap]
             flows, inverse = np.unique(flow[s1ap], return_inverse=True)
@@ -202,6 +233,31 @@ class Stack:
                                np.full(n, PROTO_S1AP), known[:, 2], known[:, 0], known[:, 1], np.full(n, -1),
                                np.zeros(n), scan.c_len[chunks],
                                gather(scan.buf, scan.c_start[chunks], scan.c_len[chunks])))
+        return applied
+
+    def _known(self) -> tuple[int, int, int]:
+        """How much the stack knows that ``_sccp_fields`` depends on (each only grows)."""
+        return len(self._flows), len(self.endpoints), self.mtp.learnt()
+
+    def _reassemble(self, frames, scan, chunks, fast, swept) -> tuple[float, dict]:
+        """Fresh DATA fragments of a run, in order, stored as ``SctpLayer.packet`` stores them, each after the
+        timeout sweep the per-frame path would have run by its packet. Returns the time of the last sweep applied
+        and {chunk: the message its fragment completed}."""
+        sctp, whole, applied = self.sctp, {}, self.sctp._swept
+        frame = scan.c_frame[chunks]
+        for c, at, f, flags, tsn, stream, ssn, start, length in zip(
+                chunks.tolist(), np.searchsorted(fast, frame).tolist(), frame.tolist(),
+                scan.c_flags[chunks].tolist(), scan.c_tsn[chunks].tolist(), scan.c_stream[chunks].tolist(),
+                scan.c_ssn[chunks].tolist(), scan.c_start[chunks].tolist(), scan.c_len[chunks].tolist()):
+            if swept[at] != applied:  # sweeps since the last fragment: the latest removes what they all would
+                applied = float(swept[at])
+                sctp._sweep(applied)
+            ppid = int.from_bytes(frames.data[start - 4:start], "big")
+            done = sctp._store(sctp._direction(*scan.directions[scan.direction[f]]), (stream, ssn, flags & FLAG_U),
+                               tsn, flags, memoryview(frames.data)[start:start + length], ppid, float(frames.ts[f]))
+            if done is not None:
+                whole[c] = done[0]
+        return applied, whole
 
     def _sccp_fields(self, scan: Scan, chunks: np.ndarray) -> tuple:
         """For these chunks of a run: whether each is SCCP over M3UA that the compiled pass can take as the stack is
@@ -266,14 +322,18 @@ class Stack:
                                dst[keep], conn[keep], kind[keep], data_len[keep],
                                gather(scan.buf, data[keep], data_len[keep])))
 
-    def _walk(self, scan, view, frame, ts, flow, what, key, opc, dpc, user, user_len, start, length) -> None:
-        """One chunk of a FAST frame that ``_run`` hands to the Python layers above SCTP."""
+    def _walk(self, scan, view, frame, ts, flow, what, key, opc, dpc, user, user_len, start, length,
+              message=None) -> None:
+        """One chunk of a FAST frame that ``_run`` hands to the Python layers above SCTP (``message``: the user
+        message a fragment completed)."""
         a, b, assoc = self._flow(*scan.flows[flow])
-        if what == WHAT_S1AP:
+        if what == WHAT_S1AP and message is None:
             return
         self._key = key
         try:
-            if opc >= 0:
+            if message is not None:
+                self._sctp_message(frame, ts, what, a, b, assoc, message)
+            elif opc >= 0:
                 self._m3ua_sccp(frame, ts, assoc, opc, dpc, view[user:user + user_len])
             elif what == WHAT_M2UA:
                 self._sctp_message(frame, ts, what, a, b, assoc, view[start:start + length])

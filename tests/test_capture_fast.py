@@ -95,7 +95,8 @@ def test_state_is_shared_between_fast_and_slow_frames(tmp_path):
         ether(ipv4(132, sctp(36412, 36412, [data_chunk(2, _s1ap(2))]))),                        # FAST dup
         ether(ipv4(132, sctp(2905, 2905, [data_chunk(5, b"\0" * 3, ppid=3)]))),                 # SLOW: bad M3UA
         ether(ipv4(132, sctp(2905, 2905, [m3(sccp_cr(7, called, bytes((0, 1, 0x57))), 6)]))),    # FAST CR
-        ether(ipv4(132, sctp(2905, 2905, [m3(sccp_cc(7, 9), 7, 2, 1), data_chunk(8, b"ab", flags=2)]))),  # SLOW CC
+        ether(ipv4(132, sctp(2905, 2905, [m3(sccp_cc(7, 9), 7, 2, 1),
+                                          i_data_chunk(8, b"ab", 2, 18, flags=2)]))),           # SLOW CC
         ether(ipv4(132, sctp(2905, 2905, [m3(sccp_dt1(9, bytes((0, 2, 0x40, 1))), 9)]))),       # FAST DT1
         ether(ipv6(132, sctp(2905, 2905, [m3(udt(called, called, bytes((0, 1, 0x52))), 1)]))),  # FAST IPv6
         sll2(ipv4(132, sctp(36412, 36412, [data_chunk(3, _s1ap(3))]))),                         # not Ethernet
@@ -116,6 +117,47 @@ def test_state_is_shared_between_fast_and_slow_frames(tmp_path):
     write_pcap(sll2_path, [(1.0, frames[9])], linktype=276)
     assert Scan(next(read_frames(sll2_path, Anomalies()))).cls.tolist() == [FAST]
     assert len(assert_same(sll2_path)[0]) == 1
+
+
+def test_sctp_fragments_in_fast_frames(tmp_path):
+    """DATA fragments travel in FAST frames and are reassembled in order with the whole messages around them: E
+    before B, streams interleaved, a retransmitted fragment, fragments of an S1AP and of an M3UA message (an SCCP
+    CR completed by its last fragment opens the connection its DT1 uses), a new association first seen in a
+    fragment, a message left incomplete past the 30 s reassembly timeout, and capture time going backwards."""
+    called = sccp_address(254)
+    cr = m3ua_data(1, 2, sccp_cr(7, called, bytes((0, 1, 0x57))))
+    dt1 = m3ua_data(2, 1, sccp_dt1(7, bytes((0, 2, 0x40, 1))))
+    big = _s1ap(9)
+    a, b = big[:20], big[20:]
+    m3 = lambda tsn, payload, flags=3: data_chunk(tsn, payload, ppid=3, flags=flags)  # noqa: E731
+    s1 = lambda *chunks: ether(ipv4(132, sctp(36412, 36412, list(chunks))))  # noqa: E731
+    a3 = lambda *chunks: ether(ipv4(132, sctp(2905, 2905, list(chunks))))  # noqa: E731
+    frames = [
+        (0.0, s1(data_chunk(1, _s1ap(1)))),
+        (0.5, s1(data_chunk(3, b, flags=1, ssn=5))),                               # E before B
+        (1.0, a3(m3(10, cr[:9], flags=2))),                                          # new association: a fragment
+        (1.2, s1(data_chunk(2, a, flags=2, ssn=5), data_chunk(4, _s1ap(2), stream=2))),  # B: S1AP message whole
+        (1.4, s1(data_chunk(2, a, flags=2, ssn=5))),                               # retransmitted fragment
+        (2.0, a3(m3(11, cr[9:20], flags=0), data_chunk(20, b"lost", 3, ssn=3, flags=2))),  # middle; a B never completed
+        (2.5, a3(m3(12, cr[20:], flags=1))),                                         # E: the CR, then its DT1
+        (2.6, a3(m3(13, dt1))),
+        (40.0, s1(data_chunk(5, _s1ap(3)))),                                         # sweeps the lost message
+        (39.0, s1(data_chunk(6, a, flags=2, ssn=6))),                              # time goes back
+        (70.0, s1(data_chunk(7, b, flags=1, ssn=6))),
+        (71.0, a3(m3(14, dt1[:10], flags=2))),                                       # left open at the end
+    ]
+    path = tmp_path / "fragments.pcap"
+    write_pcap(path, [(1_700_000_000.0 + t, f) for t, f in frames])
+    assert Scan(next(read_frames(path, Anomalies()))).cls.tolist() == [FAST] * len(frames)
+    for batch_frames in (100, 3):
+        total = Anomalies()
+        batches = assert_same(path, batch_frames=batch_frames)
+        for batch in batches:
+            total.update(batch.anomalies)
+        # timed out: "lost" by the sweep at 40 s, the B of 39 s by the one at 70 s, two at the end
+        assert total["sctp.duplicate_tsn"] == 1 and total["sctp.reassembly_timeout"] == 4
+        assert sum(map(len, batches)) == 6  # 4 S1AP (one reassembled), the CR's and the DT1's BSSAP
+        assert sum(int((x.conn >= 0).sum()) for x in batches) == 2
 
 
 def test_damaged_frames_are_counted_alike(city, tmp_path, monkeypatch):
