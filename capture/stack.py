@@ -202,16 +202,17 @@ class Stack:
         completed = np.isin(chunks, list(whole)) if whole else np.zeros(len(chunks), bool)
         m3ua_sccp = scan.c_opc[chunks] >= 0
         walk = np.union1d(np.flatnonzero(m3ua_sccp | (what == WHAT_M2UA) | completed), new).astype(np.int64)
-        at, read, window, compiled, known = 0, 0, len(walk), None, None
+        at, read, window, sccp_read, known = 0, 0, len(walk), None, None
         while at < len(walk):
-            if compiled is None or at - read >= len(compiled[0]):
+            if sccp_read is None or at - read >= len(sccp_read):
+                if sccp_read is not None:
+                    sccp_read.emit(self, at - read)
                 read, take = at, chunks[walk[at:at + window]]
-                compiled, known = self._sccp_fields(scan, take), self._known()
-            ready = compiled[0][at - read:]
+                sccp_read, known = _SccpRead(base, frames, scan, take, self._sccp_fields(scan, take)), self._known()
+            ready = sccp_read.ready[at - read:]
             end = int(np.argmin(ready)) if not ready.all() else len(ready)
             if end:
-                part = slice(at - read, at - read + end)
-                self._sccp_run(base, frames, scan, take[part], [c[part] for c in compiled])
+                sccp_read.track(self, at - read, at - read + end)
                 at += end
             if end < len(ready):
                 c = int(chunks[walk[at]])
@@ -222,7 +223,10 @@ class Stack:
                            whole.get(c))
                 at += 1
                 if self._known() != known:  # the walk taught the stack a flow, endpoint or layout: read again,
-                    compiled, window = None, max(64, 2 * end)  # as far ahead as the last read went, twice
+                    sccp_read.emit(self, at - read)  # as far ahead as the last read went, twice
+                    sccp_read, window = None, max(64, 2 * end)
+        if sccp_read is not None:
+            sccp_read.emit(self, at - read)
         s1ap = (what == WHAT_S1AP) & ~completed
         if s1ap.any():
             chunks, frame = chunks[s1ap], frame[s1ap]
@@ -281,46 +285,6 @@ class Stack:
         ready = fields[0] & (ends[0] >= 0) & (ends[1] >= 0)
         assoc = np.array([k[2] for k in known], np.int64)[flow]
         return (ready, assoc, ends[0], ends[1], *fields[1:])
-
-    def _sccp_run(self, base, frames, scan, chunks, fields) -> None:
-        """SCCP messages of FAST frames read by ``sccp_fields``: ``_sccp`` for all of them at once, connection
-        tracking (and a DT1 M-bit sequence) through capture.sccp.Connections one message at a time, the payload
-        columns in bulk."""
-        _, assoc, src, dst, kind, src_ref, dst_ref, ssn, called_ssn, data, data_len, more, shaped = fields
-        frame = scan.c_frame[chunks]
-        keys = (base + frame) << 9 | scan.c_order[chunks]
-        ts = frames.ts[frame]
-        conn = np.full(len(chunks), -1, np.int64)
-        oriented = np.flatnonzero(kind != SCCP_UDT)
-        if len(oriented):
-            track, reassemble = self.connections.track_fields, self.connections.reassemble
-            view = memoryview(frames.data)
-            ssn, data_len = ssn.copy(), data_len.copy()
-            for i, k, s, d, sr, dr, n, c, t, m in zip(
-                    oriented.tolist(), kind[oriented].tolist(), src[oriented].tolist(), dst[oriented].tolist(),
-                    src_ref[oriented].tolist(), dst_ref[oriented].tolist(), ssn[oriented].tolist(),
-                    called_ssn[oriented].tolist(), ts[oriented].tolist(), more[oriented].tolist()):
-                found = track(k, s, d, sr, dr, n, c, t)
-                if found is None:
-                    continue
-                conn[i], ssn[i] = found.id, found.ssn
-                if k == SCCP_DT1 and (m or found.segments):  # part of an M-bit sequence: joined, emitted once whole
-                    at, size = int(data[i]), int(data_len[i])
-                    data_len[i] = -1
-                    try:
-                        payload = reassemble(found, d, m, view[at:at + size])
-                    except DecodeError as err:
-                        self.anomalies.count(err)
-                        continue
-                    self._key = int(keys[i])
-                    self._sccp_emit(int(base + frame[i]), float(ts[i]), int(assoc[i]), s, d, found.id, found.ssn,
-                                    k, payload)
-        proto = np.where((ssn == 0) & shaped, PROTO_BSSAP, _PROTO_OF_SSN[ssn])
-        keep = np.flatnonzero((proto > 0) & (data_len > 0))
-        if len(keep):
-            self._fast.append((keys[keep], base + frame[keep], ts[keep], proto[keep], assoc[keep], src[keep],
-                               dst[keep], conn[keep], kind[keep], data_len[keep],
-                               gather(scan.buf, data[keep], data_len[keep])))
 
     def _walk(self, scan, view, frame, ts, flow, what, key, opc, dpc, user, user_len, start, length,
               message=None) -> None:
@@ -574,6 +538,70 @@ class Stack:
         out = gather(source, merged["offset"], merged["length"].astype(np.int64))
         merged["offset"] = np.cumsum(merged["length"], dtype=np.int64) - merged["length"]
         return merged, out.tobytes()
+
+
+class _SccpRead:
+    """The SCCP messages of one ``sccp_fields`` read over a window of a run's chunks: through the connection
+    tracker (and a DT1 M-bit sequence through its reassembly) one message at a time, a segment at a time in chunk
+    order between the chunks walked in Python; the payload columns of the read in bulk once it is done."""
+
+    def __init__(self, base: int, frames: Frames, scan: Scan, chunks: np.ndarray, fields: tuple):
+        (self.ready, self.assoc, self.src, self.dst, self.kind, src_ref, dst_ref, ssn, called_ssn, self.data,
+         self.data_len, more, self.shaped) = fields
+        frame = scan.c_frame[chunks]
+        self.frame = base + frame
+        self.keys = self.frame << 9 | scan.c_order[chunks]
+        self.ts = frames.ts[frame]
+        self.buf = scan.buf
+        self.view = memoryview(frames.data)
+        self.conn = [-1] * len(chunks)
+        self.ssn = ssn.tolist()
+        self.lengths = self.data_len.tolist()
+        self.fields = [c.tolist() for c in (self.kind, self.src, self.dst, src_ref, dst_ref, ssn, called_ssn,
+                                            self.ts, more)]
+
+    def __len__(self) -> int:
+        return len(self.ready)
+
+    def track(self, stack: "Stack", lo: int, hi: int) -> None:
+        """Messages ``lo``..``hi`` (all read by ``sccp_fields``): connection-oriented ones through the tracker."""
+        track, reassemble = stack.connections.track_fields, stack.connections.reassemble
+        kind, src, dst, src_ref, dst_ref, ssn, called_ssn, ts, more = self.fields
+        for i in range(lo, hi):
+            k = kind[i]
+            if k == SCCP_UDT:
+                continue
+            found = track(k, src[i], dst[i], src_ref[i], dst_ref[i], ssn[i], called_ssn[i], ts[i])
+            if found is None:
+                continue
+            self.conn[i], self.ssn[i] = found.id, found.ssn
+            if k == SCCP_DT1 and (more[i] or found.segments):  # part of an M-bit sequence: joined, emitted once whole
+                at, size = int(self.data[i]), self.lengths[i]
+                self.lengths[i] = -1
+                try:
+                    payload = reassemble(found, dst[i], more[i], self.view[at:at + size])
+                except DecodeError as err:
+                    stack.anomalies.count(err)
+                    continue
+                stack._key = int(self.keys[i])
+                stack._sccp_emit(int(self.frame[i]), ts[i], int(self.assoc[i]), src[i], dst[i], found.id,
+                                 found.ssn, k, payload)
+
+    def emit(self, stack: "Stack", upto: int) -> None:
+        """The payload columns of the tracked messages among the first ``upto``."""
+        mine = np.flatnonzero(self.ready[:upto])
+        if not len(mine):
+            return
+        ssn = np.array(self.ssn, np.int64)[mine]
+        lengths = np.array(self.lengths, np.int64)[mine]
+        proto = np.where((ssn == 0) & self.shaped[mine], PROTO_BSSAP, _PROTO_OF_SSN[ssn])
+        keep = mine[(proto > 0) & (lengths > 0)]
+        if len(keep):
+            proto = proto[(proto > 0) & (lengths > 0)]
+            stack._fast.append((self.keys[keep], self.frame[keep], self.ts[keep], proto, self.assoc[keep],
+                                self.src[keep], self.dst[keep], np.array(self.conn, np.int64)[keep],
+                                self.kind[keep], self.data_len[keep],
+                                gather(self.buf, self.data[keep], self.data_len[keep])))
 
 
 _COLUMNS = (("frame", np.uint32), ("ts", np.float64), ("proto", np.uint8), ("assoc", np.int32), ("src", np.int32),

@@ -284,9 +284,9 @@ def test_sccp_connections_of_fast_frames(tmp_path, monkeypatch):
     path = tmp_path / "conversation.pcap"
     write_pcap(path, [(1_700_000_000.0 + i, f) for i, f in enumerate(frames)])
     taken = []
-    run = Stack._sccp_run
-    monkeypatch.setattr(Stack, "_sccp_run", lambda self, base, frames, scan, chunks, fields: (
-        taken.extend((base + scan.c_frame[chunks]).tolist()), run(self, base, frames, scan, chunks, fields))[-1])
+    track = stack._SccpRead.track
+    monkeypatch.setattr(stack._SccpRead, "track", lambda self, owner, lo, hi: (
+        taken.extend(self.frame[lo:hi].tolist()), track(self, owner, lo, hi))[-1])
     for standard in ("itu", "auto"):
         taken.clear()
         fast = [b for b in read_payloads(path, standard) if len(b)]
