@@ -214,7 +214,9 @@ def fence_compile(fence_file, cells_file, min_overlap):
               help="chdb://<dir> for the embedded engine, or http(s)://host:port for a server.")
 @click.option("--out", "out_dir", default="out/report", show_default=True, type=click.Path(file_okay=False))
 @click.option("-k", "k", default=DEFAULT_K, show_default=True, help="Suppress counts below k in the report.")
-def run(capture, config_file, cells_file, fence_file, segments, store_url, out_dir, k):
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 2),
+              help="2: decode in a worker process beside events, matching and the store (two cores).")
+def run(capture, config_file, cells_file, fence_file, segments, store_url, out_dir, k, workers):
     """The main job on one capture (events and fence triggers into ClickHouse, then the fence report), or,
     with --config, the probe daemon until SIGTERM."""
     if config_file:
@@ -227,15 +229,15 @@ def run(capture, config_file, cells_file, fence_file, segments, store_url, out_d
         return
     if not (capture and cells_file and fence_file):
         raise click.UsageError("a one-off job needs CAPTURE, --cells and --fence (or use --config FILE)")
-    _run_job(capture, cells_file, fence_file, segments, store_url, out_dir, k)
+    _run_job(capture, cells_file, fence_file, segments, store_url, out_dir, k, workers=workers)
 
 
-def _run_job(capture, cells_file, fence_file, segments, store_url, out_dir, k, restore=None):
+def _run_job(capture, cells_file, fence_file, segments, store_url, out_dir, k, restore=None, workers=2):
     from appliance.pipeline import run_job  # noqa: PLC0415  (keeps `sigloc decode` start-up light)
     with Progress(transient=True) as bar:
         task = bar.add_task("decode → events → fences → ClickHouse", total=None)
         result = run_job(capture, cells_file, fence_file, store_url, out_dir, segments=segments, k=k,
-                         progress=lambda stage, n: bar.advance(task, n), restore=restore)
+                         progress=lambda stage, n: bar.advance(task, n), restore=restore, workers=workers)
     click.echo(f"messages: {result.messages}  events: {result.events}  triggers: {result.triggers}  "
                f"fence '{result.fence}': {len(result.fence_cells)} cells, {result.visitors} visitors")
     click.echo("events by kind: " + ", ".join(f"{k}={v}" for k, v in sorted(result.events_by_kind.items())))

@@ -23,7 +23,6 @@ import sqlite3
 import threading
 import time
 from datetime import UTC, datetime
-from multiprocessing import get_context
 from pathlib import Path
 
 import pyarrow as pa
@@ -33,6 +32,7 @@ from analytics.origin import Origins
 from analytics.store import Store
 from appliance.auth import Accounts
 from appliance.config import Config
+from appliance.decode_worker import DecodeWorker
 from appliance.delivery import Outbox, WebhookSender
 from appliance.kafka_feed import from_config as kafka_sender
 from appliance.metrics import Metrics
@@ -271,7 +271,7 @@ class Daemon:
         in this thread. Either way files are handed over in name order, so identity state sees time order.
         """
         root, sizes = Path(src["path"]), {}
-        decoder = _DecodeWorker(self.config.probe["mtp3"]) if self.config.workers["count"] > 1 else None
+        decoder = DecodeWorker(self.config.probe["mtp3"]) if self.config.workers["count"] > 1 else None
         try:
             while not self.stop.is_set():
                 for path in sorted(p for p in root.iterdir() if p.suffix in CAPTURE_SUFFIXES and p.is_file()):
@@ -294,7 +294,7 @@ class Daemon:
             if decoder:
                 decoder.close()
 
-    def _hand_over(self, path: Path, st, decoder: "_DecodeWorker | None") -> None:
+    def _hand_over(self, path: Path, st, decoder: "DecodeWorker | None") -> None:
         """Queue one file's message batches for the pipeline, then the marker that files it in the ledger."""
         if decoder is None:
             state = DecodeState()
@@ -390,51 +390,6 @@ def json_logging(level: int = logging.INFO) -> None:
     handler.setFormatter(_JsonFormatter())
     log.addHandler(handler)
     log.setLevel(level)
-
-
-class _DecodeWorker:
-    """A decoder in its own process: paths go in, Arrow IPC batches stream back as they are decoded."""
-
-    def __init__(self, mtp3: str):
-        ctx = get_context("spawn")  # a clean interpreter: the daemon's threads and chdb must not be forked
-        self.jobs, self.results = ctx.Queue(), ctx.Queue(maxsize=8)
-        self.process = ctx.Process(target=_decode_loop, args=(self.jobs, self.results, mtp3), daemon=True,
-                                   name="sigloc-decode")
-        self.process.start()
-        self.stats: tuple[int, dict[str, int]] = (0, {})
-
-    def decode(self, path: Path):
-        self.jobs.put(str(path))
-        while True:
-            kind, value = self.results.get()
-            if kind == "batch":
-                yield pa.ipc.open_stream(value).read_all()
-            elif kind == "done":
-                self.stats = value
-                return
-            else:
-                raise RuntimeError(f"decode worker failed on {path}: {value}")
-
-    def close(self) -> None:
-        self.jobs.put(None)
-        self.process.join(10)
-        if self.process.is_alive():
-            self.process.kill()
-
-
-def _decode_loop(jobs, results, mtp3: str) -> None:
-    while (path := jobs.get()) is not None:
-        state = DecodeState()
-        try:
-            for messages in decode_file(path, state, mtp3_standard=mtp3):
-                sink = pa.BufferOutputStream()
-                with pa.ipc.new_stream(sink, messages.schema) as writer:
-                    writer.write_table(messages)
-                results.put(("batch", sink.getvalue().to_pybytes()))
-        except Exception as err:  # reported to the daemon, which logs it; the worker takes the next file
-            results.put(("error", repr(err)))
-            continue
-        results.put(("done", (state.payloads, dict(state.anomalies))))
 
 
 def _secret(path: Path) -> bytes:

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from analytics.origin import Origins
 from analytics.report import DEFAULT_K, build_report, write_report
 from analytics.store import Store
+from appliance.decode_worker import DecodeWorker
 from capture.errors import Anomalies
 from decoders.decode import DecodeState, decode_file
 from decoders.events import EventConfig, EventDeriver
@@ -41,9 +42,10 @@ def run_job(capture: str | os.PathLike, cells: str | os.PathLike, fence_path: st
             store_url: str, out_dir: str | os.PathLike, segments: str | os.PathLike | None = None,
             config: EventConfig | None = None, k: int = DEFAULT_K, min_overlap: float = DEFAULT_MIN_OVERLAP,
             progress: Callable[[str, int], None] | None = None,
-            restore: str | os.PathLike | None = None) -> JobResult:
+            restore: str | os.PathLike | None = None, workers: int = 2) -> JobResult:
     """Run the whole job on one capture file (or directory) and write the fence's report; ``restore`` is an
-    identity-store snapshot from an earlier run (who the TMSIs belong to, when everyone was last seen)."""
+    identity-store snapshot from an earlier run (who the TMSIs belong to, when everyone was last seen). With
+    ``workers`` > 1 the capture decodes in a worker process while this one derives, matches and stores."""
     config = config or EventConfig()
     result = JobResult()
     catalogue = Catalogue.load(cells)
@@ -73,13 +75,20 @@ def run_job(capture: str | os.PathLike, cells: str | os.PathLike, fence_path: st
             start = lo.as_py().timestamp() if start is None else min(start, lo.as_py().timestamp())
             end = hi.as_py().timestamp() if end is None else max(end, hi.as_py().timestamp())
 
-        batch_no = 0
-        for batch_no, messages in enumerate(decode_file(capture, state), start=1):
-            absorb(deriver.feed(messages), batch_no)
-            if progress:
-                progress("decode", len(messages))
+        batch_no, worker = 0, DecodeWorker("auto") if workers > 1 else None
+        try:
+            batches = worker.decode(Path(capture)) if worker else decode_file(capture, state)
+            for batch_no, messages in enumerate(batches, start=1):
+                result.messages += len(messages)
+                absorb(deriver.feed(messages), batch_no)
+                if progress:
+                    progress("decode", len(messages))
+        finally:
+            if worker:
+                worker.close()
         absorb(deriver.finish(), batch_no + 1)
-        result.payloads, result.messages, result.anomalies = state.payloads, state.messages, state.anomalies
+        result.payloads, result.anomalies = (state.payloads, state.anomalies) if worker is None else (
+            worker.stats[0], Anomalies(worker.stats[1]))
         if start is not None:
             report = build_report(store, fence.name, result.fence_cells, start, end, k=k)
             result.report = write_report(report, out_dir, fence, catalogue, result.fence_cells)

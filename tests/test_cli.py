@@ -82,3 +82,18 @@ def test_demo_end_to_end(tmp_path):
     assert "assets/leaflet.js" in map_page
     assert not re.search(r"""(src|href)=["']https?://""", map_page + page), "reports must not load from the network"
     assert (report.parent / "origin_country.csv").read_text().startswith("origin,visitors,share")
+
+
+def test_run_with_a_decode_worker_equals_one_process(city, tmp_path):
+    """`sigloc run` decodes in a worker process by default (two cores); the job's counts, events by kind, skipped
+    input and origin table are those of decoding in the job's own process."""
+    outputs = []
+    for workers in (1, 2):
+        proc = sigloc("run", city / "capture.pcap", "--cells", city / "cells.csv", "--fence",
+                      city / "west_lake.geojson", "--segments", city / "number_segments.csv", "--clickhouse",
+                      f"chdb://{tmp_path / f'store{workers}'}", "--out", tmp_path / f"report{workers}",
+                      "--workers", workers, "-k", 1)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        outputs.append(re.sub(r"^report: .*$", "", proc.stdout, flags=re.M))
+    assert re.search(r"messages: [1-9]\d*\s+events: [1-9]\d*", outputs[0]) and "events by kind: " in outputs[0]
+    assert outputs[0] == outputs[1]
