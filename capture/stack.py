@@ -18,7 +18,7 @@ is the run's list so far.
 
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
@@ -66,16 +66,9 @@ def read_payloads(path, mtp3_standard: str = "auto", batch_frames: int = 65536,
                 if frame % batch_frames == 0:
                     yield stack.batch()
             continue
-        for frames in read_frames(file, stack.anomalies):
-            scan = Scan(frames)
-            at = 0
-            while at < len(frames):
-                end = min(len(frames), at + batch_frames - frame % batch_frames)
-                stack.frames(frame + 1 - at, frames, scan, at, end)
-                frame += end - at
-                at = end
-                if frame % batch_frames == 0:
-                    yield stack.batch()
+        for frame in stack.blocks(read_frames(file, stack.anomalies), frame, batch_frames):
+            if frame % batch_frames == 0:
+                yield stack.batch()
     stack.finish()
     yield stack.batch()
 
@@ -134,6 +127,20 @@ class Stack:
         self._key = 0
 
     # -- blocks of frames (the compiled fast path) ----------------------------------------------------------------
+    def blocks(self, blocks: Iterable[Frames], numbered: int, batch_frames: int) -> Iterator[int]:
+        """Feed blocks of frames (capture.pcap.read_frames) through ``frames``, numbering on after ``numbered``:
+        yields the count of frames fed so far after each part of a block, a part ending wherever the count reaches
+        a multiple of ``batch_frames`` (where the caller takes a batch)."""
+        for frames in blocks:
+            scan = Scan(frames)
+            at = 0
+            while at < len(frames):
+                end = min(len(frames), at + batch_frames - numbered % batch_frames)
+                self.frames(numbered + 1 - at, frames, scan, at, end)
+                numbered += end - at
+                at = end
+                yield numbered
+
     def frames(self, base: int, frames: Frames, scan: Scan, lo: int, hi: int) -> None:
         """Frames ``lo``..``hi`` of a block, frame ``i`` numbered ``base + i``: SLOW ones through ``frame()``, the
         runs of others between them through ``_run``, in frame order; a run shorter than ``SHORT_RUN`` frames (damaged
