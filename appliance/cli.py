@@ -2,6 +2,7 @@
 
 import json
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -453,6 +454,16 @@ def check_config(config_file):
                f"{config.store['raw_ttl_days']} d)")
     click.echo(f"  cells {config.reference['cells']}; fences {config.fences['dir']}; "
                f"campaigns {config.campaigns['dir']}")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("options", nargs=-1, type=click.UNPROCESSED)
+def bench(options):
+    """Every benchmark on cities of increasing size, peers alongside (bench/suite.py; `sigloc bench --help`)."""
+    suite = Path(__file__).resolve().parent.parent / "bench" / "suite.py"
+    if not suite.exists():
+        raise click.UsageError(f"sigloc bench runs the source tree's {suite}, which is not here")
+    sys.exit(subprocess.call([sys.executable, str(suite), *options]))
 
 
 def main() -> None:

@@ -97,3 +97,11 @@ def test_run_with_a_decode_worker_equals_one_process(city, tmp_path):
         outputs.append(re.sub(r"^report: .*$", "", proc.stdout, flags=re.M))
     assert re.search(r"messages: [1-9]\d*\s+events: [1-9]\d*", outputs[0]) and "events by kind: " in outputs[0]
     assert outputs[0] == outputs[1]
+
+
+def test_bench_runs_the_suite(tmp_path):
+    """`sigloc bench` is bench/suite.py: its options, and a bad one refused by the suite itself."""
+    proc = sigloc("bench", "--help")
+    assert proc.returncode == 0 and "--sizes" in proc.stdout and "--peers-max" in proc.stdout
+    proc = sigloc("bench", "--sizes", "many")
+    assert proc.returncode == 2 and "invalid int value: 'many'" in proc.stderr
