@@ -11,7 +11,8 @@ its wall time and peak memory (``wait4``) are its own:
 - ``bench_capture.py`` (tshark framing), ``bench_decode.py`` (tshark fields), ``bench_decoders.py`` (pycrate),
   ``bench_events.py``: the capture, with the peers in the same run; ``--runs 1`` above 1 M messages, and
   ``bench_decoders.py`` only up to ``--peers-max`` messages (pycrate decodes ~7 k messages/s);
-- ``sigloc run``: end to end (decode in a worker process, events, the West Lake fence, chdb, the report);
+- ``sigloc run``: end to end (decode in a worker process, events, the West Lake fence, chdb, the report), once
+  untimed before the first size (compiling the Numba kernels a fresh tree has not cached yet is start-up);
 - ``bench_geofence.py`` with as many subscribers and events as the city, ``bench_store.py`` with as many events.
 
 Prints, and writes between the ``suite`` markers of ``--out`` (default: docs/benchmarks.md), a growth table (size,
@@ -48,6 +49,13 @@ def run(command: list) -> tuple[str, float, float]:
         if proc.returncode:
             sys.exit(f"{' '.join(map(str, command))} failed ({proc.returncode}):\n{err.read()[-3000:]}")
         return out.read(), seconds, usage.ru_maxrss / 2**20
+
+
+def end_to_end(city: Path, name: str) -> list:
+    """`sigloc run` on a simulated city, with its own store and report folder."""
+    return [*SIGLOC, "run", city / "capture.pcap", "--cells", city / "cells.csv", "--fence", city / "west_lake.geojson",
+            "--segments", city / "number_segments.csv", "--clickhouse", f"chdb://{city / name / 'store'}", "--out",
+            city / name / "report"]
 
 
 def svg(points: dict[str, list[tuple[int, float]]], title: str) -> str:
@@ -110,16 +118,15 @@ def main() -> None:
         if size <= args.peers_max:
             stages.append(("decoders", [sys.executable, BENCH / "bench_decoders.py", capture, *runs]))
         stages += [("events", [sys.executable, BENCH / "bench_events.py", capture, *runs]),
-                   ("end to end", [*SIGLOC, "run", capture, "--cells", city / "cells.csv",
-                                   "--fence", city / "west_lake.geojson", "--segments",
-                                   city / "number_segments.csv", "--clickhouse", f"chdb://{city / 'store'}",
-                                   "--out", city / "report"]),
+                   ("end to end", end_to_end(city, "run")),
                    ("fences", [sys.executable, BENCH / "bench_geofence.py", "--subscribers", subscribers,
                                "--events", size, "--fences", 100_000, "--move", "0.1"]),
                    ("store", [sys.executable, BENCH / "bench_store.py", "--events", size, "--runs", 1,
                               "--batch", min(size, 1_000_000)])]
         row = {"size": size, "wire": wire, "subscribers": subscribers, "simulate": (sim_s, sim_gb)}
         for name, command in stages:
+            if name == "end to end" and size == min(args.sizes):
+                run(end_to_end(city, "warm-up"))  # Numba compiles once, then caches on disk
             out, seconds, gb = run(command)
             row[name] = (seconds, gb)
             if name == "end to end":
