@@ -29,6 +29,8 @@ def imei_of_fields(imei: str | None, imeisv: str | None) -> str | None:
 
 # S1AP messages whose eNB UE S1AP ID is the one a handover's target eNB allocated (TS 36.413 §8.4).
 _TARGET_ENB_ID = frozenset(("handover_request_acknowledge", "handover_notify", "path_switch_request"))
+# The S1AP messages that may index a context under new IDs or drop it, whatever the IDs' state.
+S1AP_REINDEXING = _TARGET_ENB_ID | {"initial_ue_message", "ue_context_release_complete"}
 # The (proto, msg) whose cell IEs locate the connection's phone: Complete Layer 3 and handover on A (the LAI of a
 # DTAP Location Updating Request is the *old* one, so never a location), the uplink S1AP messages with an ECGI.
 LOCATING = frozenset((("bssmap", "complete_layer3_information"), ("bssmap", "handover_performed"),
@@ -84,7 +86,11 @@ class UeContext:
 
 
 class Correlator:
-    """Feeds on message records in capture order; ``observe`` returns the context each belongs to."""
+    """Feeds on message records in capture order; ``observe`` returns the context each belongs to.
+
+    EventDeriver.feed (events.py) reads and updates the indexes itself on its fast paths, for the messages that
+    only name a context already indexed: a change to what observe_* do to them must be made there too (its
+    differential test, tests/test_events_fast.py, compares the two)."""
 
     def __init__(self, home_mcc: str = "460", home_mnc: str = "00"):
         self.home = (home_mcc, home_mnc)

@@ -12,10 +12,12 @@ subscriber, and the open connections. ``snapshot``/``restore`` carry it across a
 expire and the least recently seen are evicted beyond ``EventConfig.store_budget``.
 """
 
+import gc
 import gzip
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,11 +25,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from decoders.correlate import (A_PROTOS, LOCATING, Cell, Correlator, UeContext, decode_cell, encode_cell,
-                                imei_of_fields)
+from decoders.correlate import (A_PROTOS, LOCATING, S1AP_REINDEXING, Cell, Correlator, UeContext, decode_cell,
+                                encode_cell, imei_of_fields)
 from decoders.decode import DecodeState, decode_file
 from decoders.patterns import US, PatternDetector
-from decoders.records import EVENT_SCHEMA, EventKind, RecordBuilder
+from decoders.records import EVENT_SCHEMA, EventKind, timestamps
 
 SNAPSHOT_VERSION = 1
 
@@ -125,17 +127,89 @@ _RULES: dict[tuple[str, str], Callable] = {
 }
 
 
-def _of_kind(messages: pa.Table, kinds: Iterable[tuple[str, str]]) -> pa.ChunkedArray:
-    """Which messages are of one of the (proto, msg) ``kinds``."""
-    joined = pc.binary_join_element_wise(messages["proto"], messages["msg"], "/")
-    return pc.is_in(joined, pa.array([f"{proto}/{msg}" for proto, msg in kinds], pa.string()))
+def _some_rows(messages: pa.Table, rows: np.ndarray, names: tuple[str, ...]) -> Iterator[tuple]:
+    """(row number, *the ``names`` fields) of the rows numbered ``rows``, from lists of those rows alone."""
+    picked = messages.select(list(names)).take(rows)
+    return zip(rows.tolist(), *(column.to_pylist() for column in picked.columns))
 
 
-def _some_rows(messages: pa.Table, mask: pa.ChunkedArray, names: tuple[str, ...]) -> Iterator[tuple]:
-    """(row number, *the ``names`` fields) of the rows ``mask`` selects, from lists of those rows alone."""
-    rows = pc.indices_nonzero(pc.fill_null(mask, False))
-    picked = messages.take(rows)
-    return zip(rows.to_pylist(), *(picked[name].to_pylist() for name in names))
+def _dictionary(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list]:
+    """A string column (of a Table or a RecordBatch) as codes into its distinct values (a null is the last value,
+    None)."""
+    encoded = (column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column).dictionary_encode()
+    values = encoded.dictionary.to_pylist()
+    return encoded.indices.fill_null(len(values)).to_numpy(), [*values, None]
+
+
+class _Kinds:
+    """A batch's messages by (proto, msg): the lists of both, and masks of the rows whose kind passes a test,
+    each test run once per distinct kind rather than once per row (the joined strings cost more than the rest)."""
+
+    def __init__(self, messages: pa.Table):
+        proto_codes, protos = _dictionary(messages["proto"])
+        msg_codes, msgs = _dictionary(messages["msg"])
+        self.proto = np.array(protos, dtype=object)[proto_codes].tolist()  # one str object per distinct value
+        self.msg = np.array(msgs, dtype=object)[msg_codes].tolist()
+        self._codes = proto_codes * len(msgs) + msg_codes
+        self._kinds = [(proto, msg) for proto in protos for msg in msgs]
+
+    def where(self, test: Callable[[tuple], bool], dtype=bool) -> np.ndarray:
+        """``test`` of each row's (proto, msg); a test giving other than a truth value names its ``dtype``."""
+        return np.array([test(kind) for kind in self._kinds], dtype=dtype)[self._codes]
+
+
+# Row classes of the feed loop: the messages that only name their connection (no identity, no behaviour, no cell,
+# no new TMSI, no (re)indexing) or release it, each with a fast path; _SKIP rows change nothing; _FULL rows take
+# observe_*.
+_FULL, _S1AP_BOOKKEEPING, _NAS_PLAIN, _A_PLAIN, _S1AP_RELEASE, _A_RELEASE, _SKIP = range(7)
+_NEW_TMSI = frozenset((("nas-eps", "attach_accept"), ("nas-eps", "tracking_area_update_accept"),
+                       ("nas-eps", "guti_reallocation_command"), ("dtap", "location_updating_accept"),
+                       ("dtap", "tmsi_reallocation_command")))
+
+
+def _class_of_kind(proto: str | None, msg: str | None) -> int:
+    if msg == "malformed" or proto not in ("s1ap", "nas-eps", *A_PROTOS):
+        return _SKIP
+    if (proto, msg) in LOCATING or (proto, msg) in _NEW_TMSI or (proto, msg) in _RULES:
+        return _FULL
+    if proto == "s1ap":
+        if msg == "ue_context_release_complete":
+            return _S1AP_RELEASE
+        return _FULL if msg in S1AP_REINDEXING else _S1AP_BOOKKEEPING
+    if proto == "nas-eps":
+        return _NAS_PLAIN
+    if (proto, msg) == ("bssmap", "clear_complete"):
+        return _A_RELEASE
+    return _FULL if (proto, msg) == ("dtap", "setup") else _A_PLAIN
+
+
+def _classes(messages: pa.Table, kinds: _Kinds, rule_rows: np.ndarray) -> list[int]:
+    """Each row's class, from its (proto, msg) and which of its fields are set."""
+    classes = kinds.where(lambda kind: _class_of_kind(*kind), np.int8)
+    valid = {name: pc.is_valid(messages[name]).to_numpy(zero_copy_only=False)
+             for name in ("imsi", "tmsi", "m_tmsi", "imei", "imeisv", "mme_ue_id", "enb_ue_id", "conn")}
+    bare = ~(valid["imsi"] | valid["tmsi"] | valid["m_tmsi"] | valid["imei"] | valid["imeisv"] | rule_rows)
+    classes[((classes == _S1AP_BOOKKEEPING) | (classes == _S1AP_RELEASE))
+            & ~(valid["mme_ue_id"] & valid["enb_ue_id"])] = _FULL
+    classes[((classes == _NAS_PLAIN) | (classes == _A_PLAIN)) & ~bare] = _FULL
+    classes[((classes == _A_PLAIN) | (classes == _A_RELEASE)) & ~valid["conn"]] = _FULL
+    return classes.tolist()
+
+
+_NO_CELL = (None,) * 7  # the location fields of an event without a cell (EventDeriver._table)
+
+
+@contextmanager
+def _collector_paused():
+    """No cyclic garbage collection while a batch is derived: the store's many long-lived objects are walked by
+    every full collection (a fifth of the time), and deriving makes no reference cycles to collect."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class EventDeriver:
@@ -148,46 +222,104 @@ class EventDeriver:
         self._calls: dict[UeContext, _Call] = {}  # A connection -> its call in progress
         self._phone: dict[str, str] = {}          # IMSI -> TAC and serial number of the last IMEI seen
         self._located: set[str] = set()           # IMSIs that had an event with a cell this run
-        self._out = RecordBuilder(EVENT_SCHEMA)
+        self._out: list[tuple] = []  # events emitted since the last table, as _emit lays them out
         self.patterns = PatternDetector(self.config)
         self._expired_at = 0  # clock (µs) of the last idle-expiry sweep
 
     def feed(self, messages: pa.Table) -> pa.Table:
+        with _collector_paused():
+            return self._feed(messages)
+
+    def _feed(self, messages: pa.Table) -> pa.Table:
         # No record per message (building one dict per row cost most of the time): the fields every message needs
         # as one Python list per column, and what only a few need — the serving cell of the LOCATING messages, the
         # behaviour of those with a rule, the IMEI of an IMEISV — worked out in bulk for those rows alone. Capture
         # times as float seconds straight from the µs integers (datetime objects cost more than the rest).
         rows = len(messages)
-        frame, proto, msg, imsi, mme, enb, assoc, conn, cause, cause_group = (
-            messages[name].to_pylist() for name in ("frame", "proto", "msg", "imsi", "mme_ue_id", "enb_ue_id",
-                                                    "assoc", "conn", "cause", "cause_group"))
+        kinds = _Kinds(messages)
+        proto, msg = kinds.proto, kinds.msg
+        frame, imsi, mme, enb, assoc, conn, cause, cause_group = (
+            messages[name].to_pylist() for name in ("frame", "imsi", "mme_ue_id", "enb_ue_id", "assoc", "conn",
+                                                    "cause", "cause_group"))
         ts = pc.divide(pc.cast(messages["ts"], pa.int64()), float(US)).to_pylist()
         tmsi = pc.if_else(pc.is_in(messages["proto"], pa.array(sorted(A_PROTOS))), messages["tmsi"],
                           messages["m_tmsi"]).to_pylist()  # the TMSI of the message's interface (M-TMSI on S1)
         imei = messages["imei"].to_pylist()
-        for i, given, imeisv in _some_rows(messages, pc.is_valid(messages["imeisv"]), ("imei", "imeisv")):
+        for i, given, imeisv in _some_rows(messages, np.flatnonzero(pc.is_valid(messages["imeisv"]).to_numpy(
+                zero_copy_only=False)), ("imei", "imeisv")):
             imei[i] = imei_of_fields(given, imeisv)
         correlator = self.correlator
-        cells = self._cells(messages)
+        cells = self._cells(messages, np.flatnonzero(kinds.where(LOCATING.__contains__)))
         behaviours = [None] * rows
+        rule_rows = kinds.where(_RULES.__contains__)
         for i, p, m, kind, uplink, called, calling in _some_rows(
-                messages, _of_kind(messages, _RULES), ("proto", "msg", "update_type", "uplink", "called", "calling")):
+                messages, np.flatnonzero(rule_rows), ("proto", "msg", "update_type", "uplink", "called", "calling")):
             behaviours[i] = _RULES[p, m](kind or "", uplink, called, calling)
         s1ap, nas, a_interface = correlator.observe_s1ap, correlator.observe_nas, correlator.observe_a
+        by_enb, by_mme, sccp, identify = correlator._by_enb, correlator._by_mme, correlator._sccp, correlator._identify
         released, calls, power_on = correlator.released, self._calls, EventKind.POWER_ON
         last = rows - 1
-        for i, (m, p, c, a, mme_id, enb_id, imsi_, tmsi_, imei_, cell, found) in enumerate(
-                zip(msg, proto, conn, assoc, mme, enb, imsi, tmsi, imei, cells, behaviours)):
-            if m == "malformed":
-                continue
+        # Only what the fast paths read is unpacked per row (a wider zip costs every row); the rest by index.
+        for i, (k, p, m, c, a, mme_id, enb_id) in enumerate(zip(_classes(messages, kinds, rule_rows), proto, msg, conn,
+                                                               assoc, mme, enb)):
+            # A class's fast path does what observe_* and the code after it would do once the context is found;
+            # a context that is not falls through to them. Between rows a context with an IMSI has nothing
+            # pending (the row that gave it either flushed it), so only a row that ends a call or a connection
+            # flushes.
+            if k:
+                if k == _S1AP_BOOKKEEPING:  # on a context indexed under its eNB ID: current, and named by both
+                    key = (a, enb_id)
+                    ctx = by_enb.get(key)
+                    if ctx is not None and ctx.enb_key == key:
+                        if ctx.mme_id == mme_id and by_mme.get(mme_id) is ctx:
+                            correlator._s1_current = ctx
+                            continue
+                        if ctx.mme_id is None and mme_id not in by_mme:  # the MME's first message on it
+                            by_mme[mme_id] = ctx
+                            ctx.mme_id = mme_id
+                            correlator._s1_current = ctx
+                            continue
+                elif k == _NAS_PLAIN:
+                    ctx = correlator._s1_current
+                    if ctx is not None and ctx.imsi and (ctx.new_tmsi is not None or ctx.imei):
+                        identify(ctx)  # what any message on the connection does: its TMSI and IMEI re-asserted
+                    continue
+                elif k == _A_PLAIN:
+                    ctx = sccp.get(c)
+                    if ctx is not None:
+                        if p == "dtap" and ctx.imsi and (ctx.new_tmsi is not None or ctx.imei):
+                            identify(ctx)
+                        if ctx in calls:  # its end (Release Complete) waits on the context like any event
+                            self._follow_call(ctx, p, m, frame[i], cause_group[i], cause[i], ts[i])
+                            if ctx.imsi and ctx.pending:
+                                self._flush(ctx)
+                        continue
+                elif k == _S1AP_RELEASE:  # of a context indexed under both IDs: unindexed and released
+                    key = (a, enb_id)
+                    ctx = by_enb.get(key)
+                    if ctx is not None and ctx.enb_key == key and ctx.mme_id == mme_id and by_mme.get(mme_id) is ctx:
+                        del by_enb[key], by_mme[mme_id]
+                        ctx.mme_id = ctx.enb_key = None
+                        correlator._s1_current = ctx
+                        correlator._release(ctx)
+                        self._drain_released()
+                        continue
+                elif k == _A_RELEASE:
+                    ctx = sccp.pop(c, None)
+                    if ctx is not None:
+                        correlator._release(ctx)
+                        if ctx in calls:  # the BSSMAP message is the call's last so far, then its end
+                            self._follow_call(ctx, p, m, frame[i], cause_group[i], cause[i], ts[i])
+                        self._drain_released()
+                        continue
+                else:  # _SKIP
+                    continue
             if p == "s1ap":
-                ctx = s1ap(m, a, mme_id, enb_id, tmsi_, cell)
+                ctx = s1ap(m, a, mme_id, enb_id, tmsi[i], cells[i])
             elif p == "nas-eps":
-                ctx = nas(m, imsi_, tmsi_, imei_)
-            elif p in A_PROTOS:
-                ctx = a_interface(p == "bssmap", m, c, imsi_, tmsi_, imei_, cell)
+                ctx = nas(m, imsi[i], tmsi[i], imei[i])
             else:
-                ctx = None
+                ctx = a_interface(p == "bssmap", m, c, imsi[i], tmsi[i], imei[i], cells[i])
             if ctx is not None:
                 # The cell of a power on is no move: it becomes the last cell (_flush). The cell comes with the
                 # Initial UE Message / Complete Layer 3 record, the power on with the NAS/DTAP record after it
@@ -196,10 +328,14 @@ class EventDeriver:
                     correlator.cell_changed = False
                     after = behaviours[i + 1] if i < last else None
                     if after is None or after[0] != power_on:
-                        ctx.pending.append(("cell", ts[i], frame[i], ctx.cell))
+                        if ctx.imsi and not ctx.pending:  # what _flush would do with it, straight away
+                            self._moved(ctx, ctx.imsi, ts[i], frame[i], ctx.cell)
+                        else:
+                            ctx.pending.append(("cell", ts[i], frame[i], ctx.cell))
                 if correlator.imei_seen:
                     ctx.pending.append(("imei", ts[i], frame[i], ctx.cell, correlator.imei_seen))
                     correlator.imei_seen = None
+                found = behaviours[i]
                 if found:
                     ctx.pending.append(("event", ts[i], frame[i], ctx.cell, *found, cause[i]))
                 if ctx in calls or (m == "setup" and ctx.iface == "A"):  # only A connections have calls
@@ -208,13 +344,12 @@ class EventDeriver:
                     self._flush(ctx)
             if released:
                 self._drain_released()
-        return self._with_patterns(self._out.table())
+        return self._with_patterns(self._table())
 
-    def _cells(self, messages: pa.Table) -> list[Cell | None]:
-        """The serving cell each LOCATING message names (None for the others), one ``cell_of`` per distinct set of
-        cell IEs in the table rather than one per message."""
-        located = pc.indices_nonzero(pc.fill_null(_of_kind(messages, LOCATING), False)).to_numpy()
-        ies = messages.take(located).select(["mcc", "mnc", "lac", "ci", "tac", "eci"])
+    def _cells(self, messages: pa.Table, located: np.ndarray) -> list[Cell | None]:
+        """The serving cell each LOCATING message (row numbers ``located``) names (None for the others), one
+        ``cell_of`` per distinct set of cell IEs in the table rather than one per message."""
+        ies = messages.select(["mcc", "mnc", "lac", "ci", "tac", "eci"]).take(located)
         # One string per set of IEs: "" for a null, which cell_of reads like an empty MCC/MNC and no integer casts to.
         joined = pc.binary_join_element_wise(*(pc.cast(column, pa.string()) for column in ies.columns), "/",
                                              null_handling="replace", null_replacement="")
@@ -231,9 +366,30 @@ class EventDeriver:
 
     def finish(self) -> pa.Table:
         """End of input: flush what waits on open connections."""
-        self.correlator.close_all()
-        self._drain_released()
-        return self._with_patterns(self._out.table())
+        with _collector_paused():
+            self.correlator.close_all()
+            self._drain_released()
+            return self._with_patterns(self._table())
+
+    def _table(self) -> pa.Table:
+        """The events emitted since the last table, column by column (a dict per event cost more than the rest)."""
+        events, self._out = self._out, []
+        if not events:
+            return EVENT_SCHEMA.empty_table()
+        ts, iface, kind, imsi, imei, tmsi, cells, prev_cell, detail, cause, frame = zip(*events)
+        on_a = [side == "A" for side in iface]
+        mcc, mnc, lac, tac, ci, eci, key = zip(*[(cell.mcc, cell.mnc, cell.lac, cell.tac, cell.ci, cell.eci, cell.key)
+                                                 if cell else _NO_CELL for cell in cells])
+        columns = {
+            "ts": timestamps(np.array(ts)), "probe": pa.repeat(pa.scalar(self.config.probe, pa.string()), len(events)),
+            "iface": iface, "event": kind, "imsi": imsi, "imei": imei,
+            "tmsi": [t if a else None for t, a in zip(tmsi, on_a)],
+            "m_tmsi": [None if a else t for t, a in zip(tmsi, on_a)],
+            "mcc": mcc, "mnc": mnc, "lac": lac, "tac": tac, "ci": ci, "eci": eci, "cell": key,
+            "prev_cell": prev_cell, "cause": cause, "detail": detail, "frame": frame,
+        }
+        return pa.Table.from_arrays([columns[f.name] if isinstance(columns[f.name], pa.Array)
+                                     else pa.array(columns[f.name], f.type) for f in EVENT_SCHEMA], schema=EVENT_SCHEMA)
 
     def _with_patterns(self, events: pa.Table) -> pa.Table:
         found = self.patterns.feed(events)
@@ -264,21 +420,19 @@ class EventDeriver:
                                 call.cause))
 
     def _drain_released(self) -> None:
+        calls = self._calls
         for ctx in self.correlator.released:
-            self._end_call(ctx)
-            self._flush(ctx)
+            if ctx in calls:
+                self._end_call(ctx)
+            if ctx.pending:
+                self._flush(ctx)
         self.correlator.released.clear()
 
     def _flush(self, ctx: UeContext) -> None:
         key = ctx.imsi or (f"tmsi:{ctx.presented_tmsi}" if ctx.presented_tmsi is not None else None)
         for item in ctx.pending:
             if item[0] == "cell":
-                _, ts, frame, cell = item
-                prev = self._last_cell.get(key) if key else None
-                if key:
-                    self._last_cell[key] = cell
-                if prev is not None and prev.key != cell.key:
-                    self._emit(ctx, ts, frame, EventKind.CELL_CHANGE, cell, prev_cell=prev.key)
+                self._moved(ctx, key, *item[1:])
             elif item[0] == "imei":
                 _, ts, frame, cell, imei = item
                 prev = self._phone.get(ctx.imsi) if ctx.imsi else None
@@ -295,18 +449,20 @@ class EventDeriver:
                 self._emit(ctx, ts, frame, kind, cell, detail=detail, cause=cause)
         ctx.pending.clear()
 
+    def _moved(self, ctx: UeContext, key: str | None, ts: float, frame: int, cell: Cell) -> None:
+        """The subscriber ``key`` seen in ``cell``: a cell change if its last cell was another."""
+        prev = self._last_cell.get(key) if key else None
+        if key:
+            self._last_cell[key] = cell
+        if prev is not None and prev.key != cell.key:
+            self._emit(ctx, ts, frame, EventKind.CELL_CHANGE, cell, prev_cell=prev.key)
+
     def _emit(self, ctx: UeContext, ts: float, frame: int, kind: EventKind, cell: Cell | None,
               prev_cell: str | None = None, detail: str | None = None, cause: int | None = None) -> None:
-        tmsi_col = "tmsi" if ctx.iface == "A" else "m_tmsi"
-        self._out.append({
-            "ts": ts, "probe": self.config.probe, "iface": ctx.iface, "event": str(kind),
-            "imsi": ctx.imsi, "imei": self.correlator.imei_of.get(ctx.imsi) if ctx.imsi else ctx.imei,
-            tmsi_col: ctx.presented_tmsi if ctx.presented_tmsi is not None else ctx.new_tmsi,
-            "cell": cell.key if cell else None, "prev_cell": prev_cell, "detail": detail, "cause": cause,
-            "frame": frame,
-            **({"mcc": cell.mcc, "mnc": cell.mnc, "lac": cell.lac, "ci": cell.ci, "tac": cell.tac,
-                "eci": cell.eci} if cell else {}),
-        })
+        self._out.append((ts, ctx.iface, kind, ctx.imsi,
+                          self.correlator.imei_of.get(ctx.imsi) if ctx.imsi else ctx.imei,
+                          ctx.presented_tmsi if ctx.presented_tmsi is not None else ctx.new_tmsi,
+                          cell, prev_cell, detail, cause, frame))
         # After the event that located the visitor, so that a fence it enters names that event.
         if cell and ctx.imsi and ctx.imsi not in self._located:
             self._located.add(ctx.imsi)

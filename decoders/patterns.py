@@ -23,6 +23,8 @@ import pyarrow.compute as pc
 from decoders.records import EVENT_SCHEMA, EventKind, RecordBuilder
 
 US = 1_000_000
+# Event names as plain strings: comparing the batch's strings to them skips the enum's attribute lookup.
+_POWER_ON, _POWER_OFF, _CELL_CHANGE = str(EventKind.POWER_ON), str(EventKind.POWER_OFF), str(EventKind.CELL_CHANGE)
 _LOCATED_FIELDS = ("iface", "imei", "tmsi", "m_tmsi", "mcc", "mnc", "lac", "tac", "ci", "eci", "cell", "frame")
 
 
@@ -75,60 +77,72 @@ class PatternDetector:
         self._deadlines: list[tuple[int, str, int]] = []  # (roaming_out time, imsi, last_seen that set it)
         self._border_row: dict[str, dict] = {}            # imsi -> its last event, while on a border cell
         self._out = RecordBuilder(EVENT_SCHEMA)
-        self._columns: dict[str, list] = {}  # the batch being fed, by column
+        self._batch: pa.Table | None = None        # the batch being fed, and its columns once a row is needed
+        self._columns: dict[str, list] | None = None
+        self._limits = self._thresholds()
+
+    def _thresholds(self) -> tuple[int, ...]:
+        """The configured durations in µs (silent, fast switch window, long stay, on/off window, roaming out)."""
+        cfg = self.config
+        return tuple(round(seconds * US) for seconds in (
+            cfg.silent_days * 86400, cfg.fast_switch_window_s, cfg.long_stay_s, cfg.on_off_window_s,
+            cfg.roaming_out_s))
 
     def feed(self, events: pa.Table) -> pa.Table:
         if len(events):
             events = events.sort_by([("ts", "ascending"), ("frame", "ascending")])
-            self._columns = events.select(["imsi", *_LOCATED_FIELDS]).to_pydict()  # rows built only when needed
+            self._batch, self._limits = events, self._thresholds()  # rows built only when needed (_row)
             ts_us = pc.cast(events["ts"], pa.int64()).to_pylist()
-            for i, (ts, imsi, kind, cell) in enumerate(zip(ts_us, self._columns["imsi"], events["event"].to_pylist(),
-                                                          self._columns["cell"])):
+            for i, (ts, imsi, kind, cell) in enumerate(zip(ts_us, *(events[name].to_pylist()
+                                                                    for name in ("imsi", "event", "cell")))):
                 if ts > self.clock:
                     self.clock = ts
                     self._fire_deadlines()
                 if imsi:
                     self._observe(ts, imsi, kind, cell, i)
-            self._columns = {}
+            self._batch = self._columns = None
         return self._out.table()
 
     def _row(self, i: int) -> dict:
+        if self._columns is None:
+            self._columns = self._batch.select(["imsi", *_LOCATED_FIELDS]).to_pydict()
         return {name: values[i] for name, values in self._columns.items()}
 
     # -- per event -------------------------------------------------------------------------------------
     def _observe(self, ts: int, imsi: str, kind: str, cell: str | None, i: int) -> None:
         cfg = self.config
+        silent, fast_window, long_stay, on_off_window, roaming_out = self._limits
         sub = self.subscribers.get(imsi)
         if sub is None:
             sub = self.subscribers[sys.intern(imsi)] = _Subscriber()  # the correlator's string: stored once
-        elif kind == EventKind.POWER_ON and ts - sub.last_seen >= round(cfg.silent_days * 86400 * US):
+        elif kind == _POWER_ON and ts - sub.last_seen >= silent:
             self._emit(ts, self._row(i), EventKind.SILENT_POWER_ON, iso_us(sub.last_seen))
         sub.last_seen = ts
-        if kind == EventKind.CELL_CHANGE:
-            sub.changes = _recent(sub.changes, ts, round(cfg.fast_switch_window_s * US))
+        if kind == _CELL_CHANGE:
+            sub.changes = _recent(sub.changes, ts, fast_window)
             if len(sub.changes) >= cfg.fast_switch_changes:
                 self._emit(ts, self._row(i), EventKind.FAST_CELL_SWITCHING, str(len(sub.changes)))
                 sub.changes = None
-        if kind == EventKind.POWER_OFF:
+        if kind == _POWER_OFF:
             sub.group, sub.off = None, True
         elif cell:
             group = sys.intern(cfg.cell_groups.get(cell, cell))
-            if group != sub.group or kind == EventKind.POWER_ON:  # a power on begins a stay, whatever came before
+            if group != sub.group or kind == _POWER_ON:  # a power on begins a stay, whatever came before
                 sub.group, sub.since, sub.stayed = group, ts, False
-            elif not sub.stayed and ts - sub.since >= round(cfg.long_stay_s * US):
+            elif not sub.stayed and ts - sub.since >= long_stay:
                 self._emit(ts, self._row(i), EventKind.LONG_STAY, group)
                 sub.stayed = True
-        if kind == EventKind.POWER_ON and sub.off:
+        if kind == _POWER_ON and sub.off:
             sub.off = False
-            sub.cycles = _recent(sub.cycles, ts, round(cfg.on_off_window_s * US))
+            sub.cycles = _recent(sub.cycles, ts, on_off_window)
             if len(sub.cycles) >= cfg.on_off_cycles:
                 self._emit(ts, self._row(i), EventKind.FREQUENT_ON_OFF, str(len(sub.cycles)))
                 sub.cycles = None
-        if cell in cfg.border_cells and kind != EventKind.POWER_OFF and imsi[:3] == cfg.home_mcc:
+        if cell in cfg.border_cells and kind != _POWER_OFF and imsi[:3] == cfg.home_mcc:
             self._border_row[imsi] = self._row(i)
-            heapq.heappush(self._deadlines, (ts + round(cfg.roaming_out_s * US), imsi, ts))
-        else:
-            self._border_row.pop(imsi, None)
+            heapq.heappush(self._deadlines, (ts + roaming_out, imsi, ts))
+        elif imsi in self._border_row:
+            del self._border_row[imsi]
 
     def _fire_deadlines(self) -> None:
         """roaming_out for every border stay whose silence the clock has now outlasted."""
