@@ -4,12 +4,15 @@
 
 sigloc: capture stack + decoders to message tables (what `sigloc decode` does before writing), and apart
 from it the decoders + record building alone (``decode_batch`` over payload batches extracted beforehand,
-so the transport stack does not blur that part).
+so the transport stack does not blur that part), with the compiled S1AP path (the default) and without it
+(``DecodeState(fast=False)``, every payload through the Python decoders): CPU time of this thread, best of
+``--runs``, the two alternating so that a busy other core slows both alike (tshark: wall time of its process).
 tshark: `tshark -T fields` with the fields sigloc extracts (identity, location, UE IDs), output discarded.
 Prints messages/s for each and the ratios to tshark; `--markdown` prints the docs/benchmarks.md table rows.
 """
 
 import subprocess
+import time
 from pathlib import Path
 
 from common import best_of, captures, parser  # puts the project on sys.path
@@ -30,11 +33,24 @@ def sigloc_decode(path: Path) -> int:
     return state.messages
 
 
-def sigloc_decode_batches(batches) -> int:
-    state = DecodeState()
+def sigloc_decode_batches(batches, fast: bool = True) -> int:
+    state = DecodeState(fast=fast)
     for batch in batches:
         decode_batch(batch, state)
     return state.messages
+
+
+def cpu_alternating(runs: int, *fns) -> list[float]:
+    """Best CPU time (``time.thread_time``) of each function over ``runs`` rounds that call them in turn."""
+    for fn in fns:  # start-up (Numba compilation, caches) is not throughput
+        fn()
+    best = [float("inf")] * len(fns)
+    for _ in range(runs):
+        for i, fn in enumerate(fns):
+            start = time.thread_time()
+            fn()
+            best[i] = min(best[i], time.thread_time() - start)
+    return best
 
 
 def tshark_decode(path: Path) -> None:
@@ -50,23 +66,24 @@ def main() -> None:
     for path in captures(args):
         ours, messages = best_of(args.runs, lambda: sigloc_decode(path))
         batches = list(read_payloads(path))
-        decoders, _ = best_of(args.runs, lambda: sigloc_decode_batches(batches))
+        fast, python = cpu_alternating(args.runs, lambda: sigloc_decode_batches(batches),
+                                       lambda: sigloc_decode_batches(batches, fast=False))
         theirs, _ = best_of(args.runs, lambda: tshark_decode(path))
-        rows.append((path.name, messages, messages / ours, messages / decoders, messages / theirs, theirs / ours,
-                     theirs / decoders))
-    header = ("capture", "messages", "sigloc msg/s", "decoders+records msg/s", "tshark msg/s", "sigloc / tshark",
-              "decoders+records / tshark")
+        rows.append((path.name, messages, messages / ours, messages / fast, messages / python, messages / theirs,
+                     theirs / ours, theirs / fast, python / fast))
+    header = ("capture", "messages", "sigloc msg/s", "decoders+records msg/s", "Python path msg/s", "tshark msg/s",
+              "sigloc / tshark", "decoders+records / tshark", "compiled / Python path")
     if args.markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + " --- |" * len(header))
-        for name, n, a, d, b, r, rd in rows:
-            print(f"| {name} | {n} | {a:,.0f} | {d:,.0f} | {b:,.0f} | {r:.1f}× | {rd:.1f}× |")
+        for name, n, a, d, p, b, r, rd, rp in rows:
+            print(f"| {name} | {n} | {a:,.0f} | {d:,.0f} | {p:,.0f} | {b:,.0f} | {r:.1f}× | {rd:.1f}× | {rp:.2f}× |")
     else:
-        print(f"{header[0]:<40} {header[1]:>9} {header[2]:>13} {header[3]:>23} {header[4]:>13} {header[5]:>16} "
-              f"{header[6]:>26}")
-        for name, n, a, d, b, r, rd in rows:
-            print(f"{name:<40} {n:>9} {a:>13,.0f} {d:>23,.0f} {b:>13,.0f} {r:>15.1f}× {rd:>25.1f}×")
-
+        print(f"{header[0]:<32} {header[1]:>9} {header[2]:>13} {header[3]:>23} {header[4]:>18} {header[5]:>13} "
+              f"{header[6]:>16} {header[7]:>26} {header[8]:>23}")
+        for name, n, a, d, p, b, r, rd, rp in rows:
+            print(f"{name:<32} {n:>9} {a:>13,.0f} {d:>23,.0f} {p:>18,.0f} {b:>13,.0f} {r:>15.1f}× {rd:>25.1f}× "
+                  f"{rp:>22.2f}×")
 
 if __name__ == "__main__":
     main()
