@@ -37,10 +37,11 @@ def replay(tmp_path_factory):
     info = simulate(out, subscribers=20, hours=1.0, seed=3)
     path = f"{info['dir']}/capture.pcap"
     packets = list(read_packets(path, Anomalies()))
-    # Ring files are pcapng read by the compiled path: compile it here (Numba caches it on disk), so that the
-    # deadlines below time the capture, not a first compilation in the `sigloc capture` subprocess.
+    # Ring files are pcapng read by the compiled path, S1AP decoded by the compiled pass: compile both here (Numba
+    # caches them on disk), so that the deadlines below time the capture, not a first compilation in the
+    # `sigloc capture` subprocess.
     write_pcapng(out / "warm.pcapng", [(ts, data) for ts, _, data in packets[:50]])
-    list(read_payloads(out / "warm.pcapng"))
+    list(decode_file(out / "warm.pcapng"))
     return path, [bytes(data) for _, _, data in packets]
 
 
