@@ -33,6 +33,11 @@ __all__ = ["DATABASE", "Store", "StoreError", "StoreUnreachable"]
 
 
 SUBJECT_CACHE_MAX = 5_000_000  # distinct IMSIs kept in the per-store lookup cache before it starts afresh
+# Embedded engine: background merges run at the lowest CPU priority. Every batch spans the whole day's
+# partition, so merges rewrite rows at ~3 s of CPU per million (about three inserts' worth) and, at equal
+# priority, take the cores the inserts need during a traffic peak; niced, they use the cores the ingest
+# leaves idle and catch up after the peak (parts_to_delay_insert still throttles a peak that never ends).
+MERGE_NICE = 19
 
 
 log = logging.getLogger("sigloc")
@@ -90,7 +95,8 @@ class Store:
         parsed = urlparse(url)
         if parsed.scheme == "chdb":
             data_dir = Path((parsed.netloc + parsed.path) or "sigloc-data")
-            self._connect_args = {"interface": "chdb", "path": str(data_dir)}
+            self._connect_args = {"interface": "chdb", "path": str(data_dir),
+                                  "chdb_options": {"os_threads_nice_value_merge_mutate": MERGE_NICE}}
             key_file = key_file or data_dir.parent / f"{data_dir.name}.pseudonym.key"
             spool_dir = spool_dir or data_dir.parent / f"{data_dir.name}.spool"
         elif parsed.scheme in ("http", "https"):
@@ -202,29 +208,27 @@ class Store:
         return out
 
     def _subjects(self, imsis: pa.ChunkedArray | pa.Array, origins: Origins | None) -> dict[str, pa.Array]:
-        """Pseudonym and home columns as dictionary arrays over the IMSIs seen so far: the same IMSI recurs
-        across rows and batches, so HMAC and home lookups run once per new IMSI, rows are found with a
-        vectorised index_in, and ClickHouse parses each distinct value once."""
+        """Pseudonym and home columns for the rows' IMSIs, dictionary-encoded over the batch's own distinct IMSIs.
+        HMAC and home lookup run once per IMSI (a cache of SUBJECT_CACHE_MAX, then it starts afresh), and a batch
+        costs what its distinct IMSIs cost however many the store has seen: a city of a million subscribers must
+        not make every insert re-encode a million pseudonyms."""
         imsis = imsis.combine_chunks() if isinstance(imsis, pa.ChunkedArray) else imsis
         cached = self._subject_cache.get(id(origins))
-        known = cached[1] if cached else pa.array([], pa.string())
-        rows = pc.index_in(imsis, value_set=known, skip_nulls=True)
-        new = pc.unique(imsis.filter(pc.and_(pc.is_null(rows), pc.is_valid(imsis))))
-        if cached is None or len(new):
-            if cached is None or len(known) + len(new) > SUBJECT_CACHE_MAX:
-                known, new = pa.array([None], pa.string()), pc.unique(imsis.drop_null())  # slot 0: no IMSI
-                columns = self._subject_columns([None], origins)
-            else:
-                columns = cached[2]
-            known = pa.concat_arrays([known, new])
-            more = self._subject_columns(new.to_pylist(), origins)
-            columns = {k: pa.concat_arrays([v, more[k]]) for k, v in columns.items()}
-            # Arrow dictionaries must not repeat a value, so each column keeps codes into its distinct values.
-            encoded = {k: _narrow(pc.dictionary_encode(v)) for k, v in columns.items()}
-            cached = self._subject_cache[id(origins)] = (origins, known, columns, encoded)
-            rows = pc.index_in(imsis, value_set=known, skip_nulls=True)
-        rows = pc.fill_null(rows, 0)
-        return {k: pa.DictionaryArray.from_arrays(v.indices.take(rows), v.dictionary) for k, v in cached[3].items()}
+        if cached is None or len(cached[1]) > SUBJECT_CACHE_MAX:  # origins kept: its id must not be reused
+            cached = self._subject_cache[id(origins)] = (origins, {}, list(self._subject_columns([], origins)))
+        _, subjects, names = cached
+        distinct = pc.unique(imsis)
+        keys = distinct.to_pylist()
+        new = [k for k in keys if k not in subjects]
+        if new:
+            columns = self._subject_columns(new, origins)
+            subjects.update(zip(new, zip(*(c.to_pylist() for c in columns.values()))))
+        rows = pc.index_in(imsis, value_set=distinct, skip_nulls=False)
+        out = {}
+        for name, values in zip(names, zip(*(subjects[k] for k in keys))):
+            encoded = _narrow(pc.dictionary_encode(pa.array(values, pa.string())))
+            out[name] = pa.DictionaryArray.from_arrays(encoded.indices.take(rows), encoded.dictionary)
+        return out
 
     # -- ingest ---------------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ aggregate, pseudonyms, and aggregates equal to pandas counts of the same synthet
 
 import hashlib
 import re
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -232,6 +233,20 @@ def test_subjects_are_per_row_pseudonyms_and_homes(store_url):
     store.close()
 
 
+def test_subject_cache_starting_afresh_keeps_every_value(store_url, monkeypatch):
+    """Past SUBJECT_CACHE_MAX distinct IMSIs the cache starts afresh: the rows still get their own values."""
+    monkeypatch.setattr("analytics.store.SUBJECT_CACHE_MAX", 2)
+    store = Store(store_url)
+    origins = Origins(SEGMENTS)
+    for batch in (["46000571000000001", "44010000000002", None], ["46000999000003", "46000210000000009"],
+                  ["46000571000000001", "46000571000000001", "46000210000000009"]):
+        who = {k: v.cast(pa.string()) for k, v in store._subjects(pa.array(batch, pa.string()), origins).items()}
+        assert who["subscriber"].to_pylist() == [store.pseudonym(x) for x in batch]
+        assert who["home_city"].to_pylist() == [origins.home(x).city for x in batch]
+        assert len(store._subject_cache[id(origins)][1]) <= 2 + len(batch)
+    store.close()
+
+
 def test_aggregates_equal_hand_counts(store_url):
     store = Store(store_url)
     origins = Origins(SEGMENTS)
@@ -324,4 +339,41 @@ def test_narrow_dictionary_columns_store_every_value(store_url, distinct):
     got = store.query("SELECT cell, count() AS n FROM {db}.events GROUP BY cell")
     assert len(got) == distinct and set(got.n) == {2}
     assert set(got.cell) == {f"460-00-1-{i}" for i in range(distinct)}
+    store.close()
+
+
+def _merge_thread_nices() -> set[int]:
+    """Nice values of this process's chDB merge threads right now (/proc: field 19 of each thread's stat)."""
+    nices = set()
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            if (task / "comm").read_text().strip() == "MergeMutate":
+                nices.add(int((task / "stat").read_text().rsplit(")", 1)[1].split()[16]))
+        except OSError:  # the thread ended meanwhile
+            pass
+    return nices
+
+
+def test_background_merges_run_niced(store_url):
+    """Background merges run at MERGE_NICE (a server setting of the embedded engine), so inserts at a
+    traffic peak keep the cores; the merged table still holds every row once. A table with the default
+    merge selector stands in for events, whose wider selector waits for about twenty parts."""
+    from analytics.store import MERGE_NICE
+    store = Store(store_url)
+    store.insert_events(synthetic_events(300_000, subscribers=20_000, cells=500, hours=12), Origins(SEGMENTS))
+    store.client.command("CREATE TABLE sigloc.merge_probe AS sigloc.events ENGINE = MergeTree ORDER BY (cell, ts)")
+    store.client.command("SYSTEM STOP MERGES sigloc.merge_probe")
+    parts = 6
+    for _ in range(parts):
+        store.client.command("INSERT INTO sigloc.merge_probe SELECT * FROM sigloc.events")
+    active = "SELECT count() FROM system.parts WHERE active AND database = 'sigloc' AND table = 'merge_probe'"
+    assert store.client.command(active) == parts
+    store.client.command("SYSTEM START MERGES sigloc.merge_probe")
+    seen, deadline = set(), time.monotonic() + 120
+    while (store.client.command(active) == parts or store.client.command("SELECT count() FROM system.merges")) \
+            and time.monotonic() < deadline:
+        seen |= _merge_thread_nices()
+    assert MERGE_NICE > 0 and MERGE_NICE in seen
+    assert store.client.command(active) < parts
+    assert store.client.command("SELECT count() FROM sigloc.merge_probe") == parts * 300_000
     store.close()
