@@ -9,9 +9,9 @@ visitor-origin report needs. When the store cannot be reached, batches — alrea
 in a local spool (analytics/spool.py) and are replayed, in order, once it answers again.
 """
 
-import hashlib
 import logging
 import hmac
+import itertools
 import os
 import secrets
 import uuid
@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import clickhouse_connect
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -78,6 +79,55 @@ def _pseudonym_key(path: Path) -> bytes:
     return bytes.fromhex(path.read_text().strip())
 
 
+class _Subjects:
+    """One Origins' per-IMSI lookups, integer-coded: the HMAC and the home lookup run once per IMSI (until
+    SUBJECT_CACHE_MAX IMSIs, then the store starts afresh), and a batch is a dict lookup per distinct IMSI plus
+    NumPy takes. The homes are small dictionaries (a few dozen provinces), kept as codes into them."""
+
+    HOME_COLUMNS = (("home_country", "country"), ("home_province", "province"), ("home_city", "city"),
+                    ("roaming", "roaming"))
+
+    def __init__(self, origins: Origins | None, pseudonym):
+        self.origins = origins  # held, so that its id (the cache key) cannot be reused by another Origins
+        self.pseudonym = pseudonym
+        self.codes: dict[str | None, int] = {}
+        self.pseudonyms: list[str] = []
+        self.values = [{} for _ in self.HOME_COLUMNS]  # per home column: value -> its code
+        self.homes = np.zeros((len(self.HOME_COLUMNS), 1024), np.int32)  # [column, IMSI code] -> value code
+
+    def _learn(self, new: list[str | None]) -> None:
+        first = len(self.codes)
+        self.codes.update(zip(new, range(first, first + len(new))))
+        self.pseudonyms.extend(map(self.pseudonym, new))
+        if self.origins is None:
+            return
+        if first + len(new) > self.homes.shape[1]:
+            grown = np.zeros((len(self.HOME_COLUMNS), 2 * (first + len(new))), np.int32)
+            grown[:, :first] = self.homes[:, :first]
+            self.homes = grown
+        homes = [self.origins.home(x) for x in new]
+        for c, ((_, attribute), values) in enumerate(zip(self.HOME_COLUMNS, self.values)):
+            self.homes[c, first:first + len(new)] = [values.setdefault(getattr(h, attribute), len(values))
+                                                     for h in homes]
+
+    def columns(self, keys: list[str | None], rows: pa.Array) -> dict[str, pa.Array]:
+        """The columns for rows that are ``keys[rows[i]]``."""
+        codes = np.fromiter(map(self.codes.get, keys, itertools.repeat(-1)), np.int64, len(keys))
+        unknown = np.flatnonzero(codes < 0)
+        if len(unknown):
+            first = len(self.codes)
+            self._learn([keys[i] for i in unknown.tolist()])
+            codes[unknown] = np.arange(first, len(self.codes))
+        out = {"subscriber": pa.DictionaryArray.from_arrays(
+            rows, pa.array([self.pseudonyms[i] for i in codes.tolist()], pa.string()))}
+        if self.origins is not None:
+            rows = rows.to_numpy(zero_copy_only=False)
+            for c, ((name, _), values) in enumerate(zip(self.HOME_COLUMNS, self.values)):
+                out[name] = _narrow(pa.DictionaryArray.from_arrays(
+                    pa.array(self.homes[c, codes][rows]), pa.array(list(values), pa.string())))
+        return out
+
+
 class Store:
     """Open (and migrate) the store at ``url``.
 
@@ -112,9 +162,7 @@ class Store:
         self.layout = Layout(DATABASE, cluster, {**DEFAULT_TTL_DAYS, **(ttl_days or {})}, tz)
         self.spool = Spool(spool_dir)
         self._key = _pseudonym_key(Path(key_file))
-        # id(origins) -> (origins, IMSIs seen, their columns, those dictionary-encoded); holding the Origins
-        # object keeps its id from being reused by another one.
-        self._subject_cache: dict[int, tuple] = {}
+        self._subject_cache: dict[int, _Subjects] = {}  # id(origins) -> its lookups
         self.client = None
         self._sender = ThreadPoolExecutor(1, thread_name_prefix="sigloc-store") if pipelined else None
         self._in_flight: Future | None = None
@@ -196,39 +244,18 @@ class Store:
     def pseudonym(self, imsi: str | None) -> str:
         if not imsi:
             return ""
-        return hmac.new(self._key, imsi.encode(), hashlib.sha256).hexdigest()[:32]
-
-    def _subject_columns(self, imsis: list[str | None], origins: Origins | None) -> dict[str, pa.Array]:
-        out = {"subscriber": pa.array([self.pseudonym(x) for x in imsis], pa.string())}
-        if origins is not None:
-            homes = [origins.home(x) for x in imsis]
-            for column in ("country", "province", "city", "roaming"):
-                name = column if column == "roaming" else f"home_{column}"
-                out[name] = pa.array([getattr(h, column) for h in homes], pa.string())
-        return out
+        return hmac.digest(self._key, imsi.encode(), "sha256")[:16].hex()
 
     def _subjects(self, imsis: pa.ChunkedArray | pa.Array, origins: Origins | None) -> dict[str, pa.Array]:
-        """Pseudonym and home columns for the rows' IMSIs, dictionary-encoded over the batch's own distinct IMSIs.
-        HMAC and home lookup run once per IMSI (a cache of SUBJECT_CACHE_MAX, then it starts afresh), and a batch
-        costs what its distinct IMSIs cost however many the store has seen: a city of a million subscribers must
-        not make every insert re-encode a million pseudonyms."""
+        """Pseudonym and home columns for the rows' IMSIs, dictionary-encoded over the batch's own distinct IMSIs
+        (a batch costs what its distinct IMSIs cost however many the store has seen)."""
         imsis = imsis.combine_chunks() if isinstance(imsis, pa.ChunkedArray) else imsis
-        cached = self._subject_cache.get(id(origins))
-        if cached is None or len(cached[1]) > SUBJECT_CACHE_MAX:  # origins kept: its id must not be reused
-            cached = self._subject_cache[id(origins)] = (origins, {}, list(self._subject_columns([], origins)))
-        _, subjects, names = cached
+        subjects = self._subject_cache.get(id(origins))
+        if subjects is None or len(subjects.codes) > SUBJECT_CACHE_MAX:
+            subjects = self._subject_cache[id(origins)] = _Subjects(origins, self.pseudonym)
         distinct = pc.unique(imsis)
-        keys = distinct.to_pylist()
-        new = [k for k in keys if k not in subjects]
-        if new:
-            columns = self._subject_columns(new, origins)
-            subjects.update(zip(new, zip(*(c.to_pylist() for c in columns.values()))))
         rows = pc.index_in(imsis, value_set=distinct, skip_nulls=False)
-        out = {}
-        for name, values in zip(names, zip(*(subjects[k] for k in keys))):
-            encoded = _narrow(pc.dictionary_encode(pa.array(values, pa.string())))
-            out[name] = pa.DictionaryArray.from_arrays(encoded.indices.take(rows), encoded.dictionary)
-        return out
+        return subjects.columns(distinct.to_pylist(), rows)
 
     # -- ingest ---------------------------------------------------------------------------------------
 

@@ -53,7 +53,7 @@ def run_job(capture: str | os.PathLike, cells: str | os.PathLike, fence_path: st
     result.fence, result.fence_cells = fence.name, compile_fence(fence, catalogue, min_overlap)
     matcher = FenceMatcher([c.key for c in catalogue.cells], {fence.name: result.fence_cells})
     origins = Origins.load(segments, home_mcc=config.home_mcc)
-    store = Store(store_url)
+    store = Store(store_url, pipelined=True)  # the engine inserts one batch while this thread derives the next
     state = DecodeState()
     deriver = EventDeriver(config)
     if restore:

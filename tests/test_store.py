@@ -243,7 +243,7 @@ def test_subject_cache_starting_afresh_keeps_every_value(store_url, monkeypatch)
         who = {k: v.cast(pa.string()) for k, v in store._subjects(pa.array(batch, pa.string()), origins).items()}
         assert who["subscriber"].to_pylist() == [store.pseudonym(x) for x in batch]
         assert who["home_city"].to_pylist() == [origins.home(x).city for x in batch]
-        assert len(store._subject_cache[id(origins)][1]) <= 2 + len(batch)
+        assert len(store._subject_cache[id(origins)].codes) <= 2 + len(batch)
     store.close()
 
 
