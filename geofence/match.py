@@ -24,6 +24,7 @@ Vocabulary (``Detect``), all decided on event time:
 The kernel is a pure Numba function over arrays; ``detect_reference`` is its plain-Python twin for tests.
 """
 
+import itertools
 import threading
 from dataclasses import dataclass
 from enum import StrEnum
@@ -443,8 +444,13 @@ class FenceMatcher:
         off = pc.equal(events["event"], EventKind.POWER_OFF.value)
         located = events.filter(pc.and_(pc.is_valid(events["imsi"]), pc.or_(pc.is_valid(events["cell"]), off)))
         encoded = pc.dictionary_encode(located["imsi"].combine_chunks())
-        ids = np.fromiter((self.sub_index.setdefault(x, len(self.sub_index))
-                           for x in encoded.dictionary.to_pylist()), np.int64, len(encoded.dictionary))
+        keys = encoded.dictionary.to_pylist()
+        ids = np.fromiter(map(self.sub_index.get, keys, itertools.repeat(-1)), np.int64, len(keys))
+        new = np.flatnonzero(ids < 0)
+        if len(new):  # first sight of these subscribers: the next free indices, in order
+            first = len(self.sub_index)
+            ids[new] = np.arange(first, first + len(new))
+            self.sub_index.update(zip([keys[i] for i in new.tolist()], range(first, first + len(new))))
         sub = ids[encoded.indices.to_numpy(zero_copy_only=False)] if len(ids) else np.zeros(0, np.int64)
         self.reserve(len(self.sub_index))
         cell = pc.fill_null(pc.index_in(located["cell"], value_set=self._cell_values), NOWHERE)
