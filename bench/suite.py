@@ -12,7 +12,8 @@ its wall time and peak memory (``wait4``) are its own:
   ``bench_events.py``: the capture, with the peers in the same run; ``--runs 1`` above 1 M messages, and
   ``bench_decoders.py`` only up to ``--peers-max`` messages (pycrate decodes ~7 k messages/s);
 - ``sigloc run``: end to end (decode in a worker process, events, the West Lake fence, chdb, the report), once
-  untimed before the first size (compiling the Numba kernels a fresh tree has not cached yet is start-up);
+  untimed before the first size's stages (compiling the Numba kernels a fresh tree has not cached yet is
+  start-up, not any stage's time);
 - ``bench_geofence.py`` with as many subscribers and events as the city, ``bench_store.py`` with as many events.
 
 Prints, and writes between the ``suite`` markers of ``--out`` (default: docs/benchmarks.md), a growth table (size,
@@ -124,9 +125,9 @@ def main() -> None:
                    ("store", [sys.executable, BENCH / "bench_store.py", "--events", size, "--runs", 1,
                               "--batch", min(size, 1_000_000)])]
         row = {"size": size, "wire": wire, "subscribers": subscribers, "simulate": (sim_s, sim_gb)}
+        if size == min(args.sizes):
+            run(end_to_end(city, "warm-up"))  # Numba compiles once, then caches on disk: not any stage's time
         for name, command in stages:
-            if name == "end to end" and size == min(args.sizes):
-                run(end_to_end(city, "warm-up"))  # Numba compiles once, then caches on disk
             out, seconds, gb = run(command)
             row[name] = (seconds, gb)
             if name == "end to end":
