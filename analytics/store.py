@@ -253,9 +253,8 @@ class Store:
         subjects = self._subject_cache.get(id(origins))
         if subjects is None or len(subjects.codes) > SUBJECT_CACHE_MAX:
             subjects = self._subject_cache[id(origins)] = _Subjects(origins, self.pseudonym)
-        distinct = pc.unique(imsis)
-        rows = pc.index_in(imsis, value_set=distinct, skip_nulls=False)
-        return subjects.columns(distinct.to_pylist(), rows)
+        encoded = pc.dictionary_encode(imsis, null_encoding="encode")  # distinct IMSIs and each row's, one pass
+        return subjects.columns(encoded.dictionary.to_pylist(), encoded.indices)
 
     # -- ingest ---------------------------------------------------------------------------------------
 
