@@ -25,6 +25,9 @@ reference opens a new connection instead of joining a dead one.
 
 from typing import NamedTuple
 
+import numba
+import numpy as np
+
 from capture.errors import Anomalies, Malformed, Truncated, Unsupported
 from capture.pending import Pending
 
@@ -244,122 +247,230 @@ def _address(value: memoryview, pc_octets: int) -> Address:
     return Address(route_on_ssn, pc, ssn, gti, tt, np, nai, digits)
 
 
-class Connection:
-    """One SCCP connection: run-unique id, the SSN its CR addressed (0 unknown), the references bound to it."""
+class Connection(NamedTuple):
+    """One SCCP connection as a message found it: run-unique id, the SSN its CR addressed (0 unknown), and the slot
+    of ``Connections``' arrays it lives in (a slot is reused once the connection ends; the id never is)."""
 
-    __slots__ = ("id", "ssn", "keys", "last", "segments")
+    id: int
+    ssn: int
+    slot: int
 
-    def __init__(self, conn_id: int, ssn: int, ts: float):
-        self.id, self.ssn, self.keys, self.last = conn_id, ssn, [], ts
-        self.segments: dict[int, bytearray] = {}
+
+# Connections' state, shared by the per-message (``track``) and the batch (``track_many``) path: ``refs`` maps a
+# reference (receiving node << 24 | local reference) to id << _SLOT_BITS | slot; an entry whose slot no longer holds
+# that id belongs to an ended connection and counts as absent (dropped in bulk by _purge). Per slot (``slots``
+# columns): id (-1 free), SSN, how many references name it, whether a DT1/DT2 with the M bit was seen, the next
+# free slot; ``last`` its last message time. ``meta``: next id, references naming live connections, slots used so
+# far, head of the free list, the reference limit; ``times``: last idle sweep, idle timeout.
+_ID, _SSN, _KEYS, _PENDING, _NEXT_FREE = range(5)
+_NEXT_ID, _LIVE_REFS, _HIGH, _FREE_HEAD, _LIMIT = range(5)
+_SLOT_BITS = 24
+
+
+@numba.njit(cache=True, nogil=True)
+def _find(refs, slots, node, ref):
+    """The slot of the live connection ``ref`` at ``node`` names, -1 if none."""
+    value = refs.get(node << 24 | ref, -1)
+    if value < 0:
+        return -1
+    slot = value & ((1 << _SLOT_BITS) - 1)
+    return slot if slots[slot, _ID] == value >> _SLOT_BITS else -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _close(slots, meta, slot):
+    meta[_LIVE_REFS] -= slots[slot, _KEYS]
+    slots[slot, _ID] = -1
+    slots[slot, _NEXT_FREE] = meta[_FREE_HEAD]
+    meta[_FREE_HEAD] = slot
+
+
+@numba.njit(cache=True, nogil=True)
+def _bind(refs, slots, meta, slot, node, ref):
+    """``ref`` at ``node`` names the connection in ``slot`` now; a live one it named before (the node reused a
+    reference whose release was not seen) ends."""
+    old = _find(refs, slots, node, ref)
+    if old == slot:
+        return
+    if old >= 0:
+        _close(slots, meta, old)
+    refs[node << 24 | ref] = slots[slot, _ID] << _SLOT_BITS | slot
+    slots[slot, _KEYS] += 1
+    meta[_LIVE_REFS] += 1
+    if len(refs) > 2 * meta[_LIVE_REFS] + 1024:
+        _purge(refs, slots)
+
+
+@numba.njit(cache=True, nogil=True)
+def _drop_idle(slots, last, meta, ts, idle):
+    dropped = 0
+    for slot in range(meta[_HIGH]):
+        if slots[slot, _ID] >= 0 and ts - last[slot] > idle:
+            _close(slots, meta, slot)
+            dropped += 1
+    return dropped
+
+
+@numba.njit(cache=True, nogil=True)
+def _open(refs, slots, last, meta, times, ssn, ts):
+    """A new connection's slot, and how many connections expired to make room: when ``_LIMIT`` references are open,
+    the idle ones, else the least recently used half (ties: the older connection first)."""
+    expired = 0
+    if meta[_LIVE_REFS] >= meta[_LIMIT]:
+        expired = _drop_idle(slots, last, meta, ts, times[1])
+        if not expired:
+            live = np.flatnonzero(slots[:meta[_HIGH], _ID] >= 0)
+            live = live[np.argsort(slots[live, _ID])]
+            live = live[np.argsort(last[live], kind="mergesort")]
+            expired = len(live) // 2
+            for slot in live[:expired]:
+                _close(slots, meta, slot)
+    slot = meta[_FREE_HEAD]
+    if slot >= 0:
+        meta[_FREE_HEAD] = slots[slot, _NEXT_FREE]
+    else:
+        slot = meta[_HIGH]
+        meta[_HIGH] += 1
+    slots[slot, _ID], slots[slot, _SSN], slots[slot, _KEYS], slots[slot, _PENDING] = meta[_NEXT_ID], ssn, 0, 0
+    last[slot] = ts
+    meta[_NEXT_ID] += 1
+    return slot, expired
+
+
+@numba.njit(cache=True, nogil=True)
+def _purge(refs, slots):
+    """Drop the entries of ended connections (``_bind`` calls it once they outnumber the live ones)."""
+    dead = []
+    for key, value in refs.items():
+        slot = value & ((1 << _SLOT_BITS) - 1)
+        if slots[slot, _ID] != value >> _SLOT_BITS:
+            dead.append(key)
+    for key in dead:
+        del refs[key]
+
+
+@numba.njit(cache=True, nogil=True)
+def _track(refs, slots, last, meta, times, kind, src, dst, src_ref, dst_ref, ssn, called_ssn, ts, more):
+    """Connections.track on a message's fields (``ssn`` its subsystem(), ``called_ssn`` -1 without a called party):
+    (connection id, its SSN, its slot, whether an M-bit sequence was seen on it; id -1: no connection) and the
+    count of connections expired."""
+    expired = 0
+    if ts - times[0] > IDLE_SWEEP:
+        times[0] = ts
+        expired = _drop_idle(slots, last, meta, ts, times[1])
+    slot = -1
+    if kind == SCCP_CR:
+        slot, dropped = _open(refs, slots, last, meta, times, ssn, ts)
+        expired += dropped
+        _bind(refs, slots, meta, slot, src, src_ref)
+    elif kind == SCCP_DT1 or kind == SCCP_DT2 or kind == SCCP_CC or kind == SCCP_RLSD or kind == SCCP_CREF:
+        slot = _find(refs, slots, dst, dst_ref)
+        if slot < 0:
+            slot, dropped = _open(refs, slots, last, meta, times, ssn, ts)
+            expired += dropped
+            _bind(refs, slots, meta, slot, dst, dst_ref)
+        elif slots[slot, _SSN] == 0 and called_ssn >= 0:
+            slots[slot, _SSN] = called_ssn
+        last[slot] = ts
+        if kind == SCCP_CC or kind == SCCP_RLSD:
+            _bind(refs, slots, meta, slot, src, src_ref)
+        elif more:
+            slots[slot, _PENDING] = 1
+    elif kind == SCCP_RLC or kind == SCCP_IT:
+        slot = _find(refs, slots, dst, dst_ref)
+        if slot < 0:
+            slot = _find(refs, slots, src, src_ref)
+        if slot >= 0:
+            last[slot] = ts
+    if slot < 0:
+        return -1, 0, -1, False, expired
+    found = (slots[slot, _ID], slots[slot, _SSN], slot, slots[slot, _PENDING] != 0)
+    if kind == SCCP_CREF or kind == SCCP_RLC:
+        _close(slots, meta, slot)
+    return found[0], found[1], found[2], found[3], expired
+
+
+@numba.njit(cache=True, nogil=True)
+def _track_many(refs, slots, last, meta, times, kind, src, dst, src_ref, dst_ref, ssn, called_ssn, ts, more, lo,
+                hi, conn, conn_ssn, conn_slot, join):
+    """``_track`` for messages ``lo``..``hi`` in order (UDTs skipped): their connection columns, and ``join`` for
+    the DT1s that belong to an M-bit sequence (reassembled in Python). Returns the count of connections expired."""
+    expired = 0
+    for i in range(lo, hi):
+        if kind[i] == SCCP_UDT:
+            continue
+        found, found_ssn, slot, pending, dropped = _track(refs, slots, last, meta, times, kind[i], src[i], dst[i],
+                                                          src_ref[i], dst_ref[i], ssn[i], called_ssn[i], ts[i],
+                                                          more[i])
+        expired += dropped
+        if found >= 0:
+            conn[i], conn_ssn[i], conn_slot[i] = found, found_ssn, slot
+            join[i] = kind[i] == SCCP_DT1 and pending
+    return expired
 
 
 class Connections:
-    """Connection-oriented SCCP: local references to connections, per receiving node."""
+    """Connection-oriented SCCP: local references to connections, per receiving node. The state is NumPy arrays
+    and a typed dict that the compiled ``_track`` reads and writes, one message at a time (``track``, the
+    per-frame path) or for a run's messages at once (``track_many``, the compiled fast path)."""
 
-    def __init__(self, anomalies: Anomalies, idle: float = CONNECTION_IDLE):
+    def __init__(self, anomalies: Anomalies, idle: float = CONNECTION_IDLE, limit: int = MAX_CONNECTIONS):
         self.anomalies = anomalies
-        self.idle = idle
-        self._by_ref: dict[tuple[int, int], Connection] = {}
-        self._next_id = 0
-        self._swept = 0.0
+        # Every live connection has a reference of its own and one opens only below ``limit`` references (the
+        # least recently used half having expired), so limit + 2 slots always suffice.
+        self._refs = numba.typed.Dict.empty(numba.types.int64, numba.types.int64)
+        self._slots = np.empty((limit + 2, 5), np.int64)
+        self._last = np.empty(limit + 2)
+        self._meta = np.array([0, 0, 0, -1, limit], np.int64)
+        self._times = np.array([0.0, idle])
+        self._segments: dict[tuple[int, int], tuple[int, bytearray]] = {}  # (id, node) -> (slot, M-bit octets)
+        self._prune_at = 1024
 
     def track(self, msg: Message, src: int, dst: int, ts: float) -> Connection | None:
         """The connection ``msg`` belongs to (``src``/``dst`` identify the sending/receiving node); None for
         connectionless and ignored types."""
-        return self.track_fields(msg.type, src, dst, msg.src_ref, msg.dst_ref, subsystem(msg),
-                                 -1 if msg.called is None else msg.called.ssn, ts)
+        self._prune()
+        found, ssn, slot, _, expired = _track(
+            self._refs, self._slots, self._last, self._meta, self._times, msg.type, src, dst, msg.src_ref,
+            msg.dst_ref, subsystem(msg), -1 if msg.called is None else msg.called.ssn, ts, msg.more)
+        if expired:
+            self.anomalies["sccp.connection_expired"] += expired
+        return None if found < 0 else Connection(found, ssn, slot)
 
-    def track_fields(self, kind: int, src: int, dst: int, src_ref: int, dst_ref: int, ssn: int, called_ssn: int,
-                     ts: float) -> Connection | None:
-        """``track`` on a message's fields (``ssn`` its subsystem(), ``called_ssn`` -1 without a called party):
-        what the compiled pass (capture.fastpath.sccp_fields) hands over instead of a parsed Message."""
-        if ts - self._swept > IDLE_SWEEP:
-            self._sweep(ts)
-        if kind == SCCP_CR:
-            conn = self._open(ssn, ts)
-            self._bind(conn, src, src_ref)
-            return conn
-        if kind in (SCCP_DT1, SCCP_DT2, SCCP_CC, SCCP_RLSD, SCCP_CREF):
-            conn = self._by_ref.get((dst, dst_ref))
-            if conn is None:
-                conn = self._open(ssn, ts)
-                self._bind(conn, dst, dst_ref)
-            elif not conn.ssn and called_ssn >= 0:
-                conn.ssn = called_ssn
-            conn.last = ts
-            if kind in (SCCP_CC, SCCP_RLSD):
-                self._bind(conn, src, src_ref)
-            elif kind == SCCP_CREF:
-                self._close(conn)
-            return conn
-        if kind in (SCCP_RLC, SCCP_IT):
-            conn = self._by_ref.get((dst, dst_ref)) or self._by_ref.get((src, src_ref))
-            if conn is not None:
-                conn.last = ts
-                if kind == SCCP_RLC:
-                    self._close(conn)
-            return conn
-        return None
+    def track_many(self, fields: tuple, lo: int, hi: int, out: tuple) -> None:
+        """``track`` for messages ``lo``..``hi`` given as columns (capture.fastpath.sccp_fields' kind, then source
+        and destination node, source and destination reference, subsystem, called SSN, time, M bit); fills the
+        columns ``out`` (connection id, SSN, slot, whether the DT1 is part of an M-bit sequence)."""
+        self._prune()
+        expired = _track_many(self._refs, self._slots, self._last, self._meta, self._times, *fields, lo, hi, *out)
+        if expired:
+            self.anomalies["sccp.connection_expired"] += expired
 
     def reassemble(self, conn: Connection, dst: int, more: bool, data) -> memoryview | bytes | None:
         """The complete user data of a DT1/DT2 (its M bit ``more``, its ``data``) once its last segment (M bit
         clear) is in; §3.7 / Q.714 §3.3.2."""
-        pending = conn.segments.get(dst)
+        key = (conn.id, dst)
+        pending = self._segments.get(key)
         if not more and pending is None:
             return data
         if pending is None:
-            pending = conn.segments[dst] = bytearray()
-        pending += data
-        if len(pending) > MAX_SEGMENTED:
-            del conn.segments[dst]
+            pending = self._segments[key] = (conn.slot, bytearray())
+        pending[1].extend(data)
+        if len(pending[1]) > MAX_SEGMENTED:
+            del self._segments[key]
             raise Malformed("sccp.segmented_too_large")
         if more:
             return None
-        del conn.segments[dst]
-        return bytes(pending)
+        del self._segments[key]
+        return bytes(pending[1])
 
-    def _open(self, ssn: int, ts: float) -> Connection:
-        if len(self._by_ref) >= MAX_CONNECTIONS:
-            self._expire(ts)
-        conn = Connection(self._next_id, ssn, ts)
-        self._next_id += 1
-        return conn
-
-    def _bind(self, conn: Connection, node: int, ref: int) -> None:
-        key = (node, ref)
-        old = self._by_ref.get(key)
-        if old is not None and old is not conn:  # the node reused a reference whose release we did not see
-            self._close(old)
-        self._by_ref[key] = conn
-        conn.keys.append(key)
-
-    def _close(self, conn: Connection) -> None:
-        for key in conn.keys:
-            if self._by_ref.get(key) is conn:
-                del self._by_ref[key]
-        conn.keys.clear()
-
-    def _idle(self, ts: float) -> list[Connection]:
-        return [c for c in {id(c): c for c in self._by_ref.values()}.values() if ts - c.last > self.idle]
-
-    def _sweep(self, ts: float) -> None:
-        self._swept = ts
-        self._drop(self._idle(ts))
-
-    def _expire(self, ts: float) -> None:
-        """Too many open references: drop the idle connections, else the least recently used half."""
-        idle = self._idle(ts)
-        if not idle:
-            conns = {id(c): c for c in self._by_ref.values()}.values()
-            idle = sorted(conns, key=lambda c: c.last)[:len(conns) // 2]
-        self._drop(idle)
-
-    def _drop(self, conns: list[Connection]) -> None:
-        for conn in conns:
-            self._close(conn)
-        if conns:
-            self.anomalies["sccp.connection_expired"] += len(conns)
+    def _prune(self) -> None:
+        """Forget the M-bit sequences of ended connections (no message can reach them again). Only between two
+        calls of the kernel: within a run's messages a connection ended later in the run may still be joined."""
+        if len(self._segments) > self._prune_at:
+            ids = self._slots[:, _ID]
+            self._segments = {key: value for key, value in self._segments.items() if ids[value[0]] == key[0]}
+            self._prune_at = max(1024, 2 * len(self._segments))
 
 
 class _Segmented:

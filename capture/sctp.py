@@ -14,6 +14,9 @@ import struct
 import zlib
 from collections.abc import Callable
 
+import numba
+import numpy as np
+
 from capture.errors import Anomalies, Truncated
 
 # Chunk types (§3.2, RFC 8260 §2.1).
@@ -47,25 +50,104 @@ class _Fragments:
         self.first, self.parts, self.size, self.ppid = first, {}, 0, None
 
 
-class _Direction:
-    """One direction of one association: recently seen TSNs and the messages being reassembled."""
+# What makes a repeated TSN a retransmission, by kind of chunk: a whole user message (DATA or I-DATA) its stream,
+# SSN or MID and content; a fragment its message key (stream, SSN or MID, U flag; DATA and I-DATA fragments never
+# match each other), its place (TSN or FSN), flags and content.
+WHOLE, DATA_FRAGMENT, I_DATA_FRAGMENT = 0, 1, 2
+# A row of TsnMemory.rings: oldest position, count, then the TSNs and the two signature words, in arrival order.
+_HEAD, _COUNT, _TSNS, _SIG0, _SIG1 = 0, 1, 2, 2 + RECENT_TSNS, 2 + 2 * RECENT_TSNS
+_ROW = 2 + 3 * RECENT_TSNS
 
-    __slots__ = ("seen", "partial")
+
+@numba.njit(cache=True, nogil=True)
+def _fresh(index, rings, slot, tsn, kind, flags, stream, ssn, order, crc):
+    """False for a retransmission: a TSN the direction in ``slot`` saw with the same signature. The same TSN with
+    another chunk is not one (a restarted sender, or a capture stitched or synthesised with constant TSNs): it is
+    kept, in the TSN's place. A new TSN is remembered, the oldest of ``RECENT_TSNS`` forgotten."""
+    s0 = (kind << 56) | (flags << 48) | (stream << 32) | ssn
+    s1 = (order << 32) | crc
+    row = rings[slot]
+    key = slot << 32 | tsn
+    at = index.get(key, -1)
+    if at >= 0:
+        if row[_SIG0 + at] == s0 and row[_SIG1 + at] == s1:
+            return False
+        row[_SIG0 + at], row[_SIG1 + at] = s0, s1
+        return True
+    head, count = row[_HEAD], row[_COUNT]
+    if count == RECENT_TSNS:
+        del index[slot << 32 | row[_TSNS + head]]
+        head = (head + 1) % RECENT_TSNS
+        count -= 1
+        row[_HEAD] = head
+    at = (head + count) % RECENT_TSNS
+    row[_TSNS + at], row[_SIG0 + at], row[_SIG1 + at] = tsn, s0, s1
+    row[_COUNT] = count + 1
+    index[key] = at
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _fresh_many(index, rings, slot, tsn, kind, flags, stream, ssn, order, crc):
+    out = np.empty(len(slot), np.bool_)
+    for i in range(len(slot)):
+        out[i] = _fresh(index, rings, slot[i], tsn[i], kind[i], flags[i], stream[i], ssn[i], order[i], crc[i])
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _forget(index, rings, slot):
+    row = rings[slot]
+    for i in range(row[_COUNT]):
+        del index[slot << 32 | row[_TSNS + (row[_HEAD] + i) % RECENT_TSNS]]
+    row[_HEAD] = row[_COUNT] = 0
+
+
+class TsnMemory:
+    """Every direction's recently seen TSNs (RFC 9260 §6.3.3 retransmissions): a row of ``rings`` per direction slot
+    and one typed dict (slot << 32 | TSN -> place in the row), read and written by compiled code one chunk at a time
+    (``fresh``, the per-frame path) or for a run's chunks in order (``fresh_many``, capture.stack's fast path)."""
 
     def __init__(self):
-        self.seen: dict[int, tuple] = {}  # TSN -> signature of its chunk (with its CRC-32), oldest first
-        self.partial: dict[tuple, _Fragments] = {}
+        self.index = numba.typed.Dict.empty(numba.types.int64, numba.types.int64)
+        self.rings = np.empty((16, _ROW), np.int64)
+        self._free: list[int] = []
+        self._used = 0
 
-    def fresh(self, tsn: int, signature: tuple) -> bool:
-        """False for a retransmission: a TSN seen before with the same chunk. The same TSN with another chunk is
-        not one (a restarted sender, or a capture stitched or synthesised with constant TSNs): it is kept."""
-        seen = self.seen
-        if seen.get(tsn) == signature:
-            return False
-        seen[tsn] = signature
-        if len(seen) > RECENT_TSNS:
-            del seen[next(iter(seen))]
-        return True
+    def open(self) -> int:
+        """A slot for a new direction, remembering nothing."""
+        if self._free:
+            slot = self._free.pop()
+        else:
+            if self._used == len(self.rings):
+                self.rings = np.concatenate((self.rings, np.empty_like(self.rings)))
+            slot, self._used = self._used, self._used + 1
+        self.rings[slot, _HEAD] = self.rings[slot, _COUNT] = 0
+        return slot
+
+    def close(self, slot: int) -> None:
+        _forget(self.index, self.rings, slot)
+        self._free.append(slot)
+
+    def fresh(self, slot: int, tsn: int, kind: int, flags: int, stream: int, ssn: int, order: int, crc: int) -> bool:
+        """Whether a chunk is not a retransmission (remembering it): ``kind`` WHOLE (``flags`` and ``order`` 0),
+        DATA_FRAGMENT or I_DATA_FRAGMENT; ``ssn`` the SSN or MID, ``order`` a fragment's TSN or FSN, ``crc`` the
+        CRC-32 of its payload."""
+        return _fresh(self.index, self.rings, slot, tsn, kind, flags, stream, ssn, order, crc)
+
+    def fresh_many(self, slot, tsn, kind, flags, stream, ssn, order, crc) -> np.ndarray:
+        """``fresh`` for columns of chunks (int64 arrays), in order."""
+        return _fresh_many(self.index, self.rings, slot, tsn, kind, flags, stream, ssn, order, crc)
+
+
+class _Direction:
+    """One direction of one association: its slot of the TSN memory, and the messages being reassembled."""
+
+    __slots__ = ("slot", "partial")
+
+    def __init__(self, slot: int):
+        self.slot = slot
+        self.partial: dict[tuple, _Fragments] = {}
 
 
 class SctpLayer:
@@ -74,6 +156,7 @@ class SctpLayer:
     def __init__(self, accept: Callable[[int, int, int], int], anomalies: Anomalies):
         self.accept = accept
         self.anomalies = anomalies
+        self.seen = TsnMemory()
         self._directions: dict[tuple, _Direction] = {}
         self._reassembling: set[_Direction] = set()  # directions with partial messages, for the timeout sweep
         self._swept = 0.0
@@ -109,12 +192,12 @@ class SctpLayer:
                         payload = data[off + DATA_HEADER:end]
                         if flags & 0x03 != 0x03:
                             whole = self._fragment((src, sport, dst, dport, vtag), (stream, ssn, flags & FLAG_U),
-                                                   tsn, tsn, flags, payload, ppid, ts)
+                                                   DATA_FRAGMENT, tsn, tsn, flags, payload, ppid, ts)
                             if whole is not None:
                                 out.append((what, sport, dport, stream, whole[0]))
                         else:
                             direction = direction or self._direction(src, sport, dst, dport, vtag)
-                            if direction.fresh(tsn, (stream, ssn, zlib.crc32(payload))):
+                            if self.seen.fresh(direction.slot, tsn, WHOLE, 0, stream, ssn, 0, zlib.crc32(payload)):
                                 out.append((what, sport, dport, stream, payload))
                             else:
                                 self.anomalies["sctp.duplicate_tsn"] += 1
@@ -124,7 +207,9 @@ class SctpLayer:
                 else:
                     self._i_data(data, off, end, flags, src, sport, dst, dport, vtag, ts, out)
             elif kind in (CHUNK_ABORT, CHUNK_SHUTDOWN_COMPLETE):
-                self._directions.pop((src, sport, dst, dport, vtag), None)
+                ended = self._directions.pop((src, sport, dst, dport, vtag), None)
+                if ended is not None:
+                    self.seen.close(ended.slot)
                 direction = None
             off = end + (-length & 3)
         return out
@@ -136,14 +221,15 @@ class SctpLayer:
         if flags & 0x03 == 0x03:
             what = self.accept(ppid_or_fsn, sport, dport)
             if what:
-                if self._direction(src, sport, dst, dport, vtag).fresh(tsn, (stream, mid, zlib.crc32(payload))):
+                if self.seen.fresh(self._direction(src, sport, dst, dport, vtag).slot, tsn, WHOLE, 0, stream, mid, 0,
+                                   zlib.crc32(payload)):
                     out.append((what, sport, dport, stream, payload))
                 else:
                     self.anomalies["sctp.duplicate_tsn"] += 1
             return
         fsn, ppid = (0, ppid_or_fsn) if flags & FLAG_B else (ppid_or_fsn, None)
-        whole = self._fragment((src, sport, dst, dport, vtag), (stream, mid, flags & FLAG_U, CHUNK_I_DATA), tsn, fsn,
-                               flags, payload, ppid, ts)
+        whole = self._fragment((src, sport, dst, dport, vtag), (stream, mid, flags & FLAG_U, CHUNK_I_DATA),
+                               I_DATA_FRAGMENT, tsn, fsn, flags, payload, ppid, ts)
         if whole is not None:
             message, ppid = whole
             what = self.accept(ppid, sport, dport)
@@ -155,15 +241,16 @@ class SctpLayer:
         d = self._directions.get(key)
         if d is None:
             if len(self._directions) >= MAX_DIRECTIONS:
-                del self._directions[next(iter(self._directions))]
-            d = self._directions[key] = _Direction()
+                self.seen.close(self._directions.pop(next(iter(self._directions))).slot)
+            d = self._directions[key] = _Direction(self.seen.open())
         return d
 
-    def _fragment(self, dkey: tuple, mkey: tuple, tsn: int, order: int, flags: int, payload: memoryview,
+    def _fragment(self, dkey: tuple, mkey: tuple, kind: int, tsn: int, order: int, flags: int, payload: memoryview,
                   ppid: int | None, ts: float) -> tuple[bytes, int] | None:
-        """Store one fragment; once B..E are all present return the message and the PPID its B fragment carried."""
+        """Store one fragment (``kind`` DATA_FRAGMENT or I_DATA_FRAGMENT); once B..E are all present return the
+        message and the PPID its B fragment carried."""
         d = self._direction(*dkey)
-        if not d.fresh(tsn, fragment_signature(mkey, order, flags, zlib.crc32(payload))):
+        if not self.seen.fresh(d.slot, tsn, kind, flags, mkey[0], mkey[1], order, zlib.crc32(payload)):
             self.anomalies["sctp.duplicate_tsn"] += 1
             return None
         return self._store(d, mkey, order, flags, payload, ppid, ts)
@@ -204,11 +291,6 @@ class SctpLayer:
             self.anomalies["sctp.reassembly_timeout"] += len(d.partial)
             d.partial.clear()
         self._reassembling.clear()
-
-
-def fragment_signature(mkey: tuple, order: int, flags: int, crc: int) -> tuple:
-    """What makes a repeated fragment TSN a retransmission: the same message key, place, flags and content."""
-    return mkey, order, flags, crc
 
 
 def _complete(parts: dict[int, tuple[int, bytes]]) -> bytes | None:

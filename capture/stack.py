@@ -19,7 +19,6 @@ is the run's list so far.
 import re
 import socket
 from collections.abc import Iterable, Iterator
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ from capture.payloads import PROTO_BSSAP, PROTO_BSSAP_LE, PROTO_S1AP, PayloadBat
 from capture.fastpath import FAST, SLOW, WHAT_M2UA, WHAT_S1AP, Scan, crc32s, gather, sccp_fields, sweeps
 from capture.pcap import Frames, read_frames, read_packets
 from capture.sccp import CONNECTION_IDLE, SCCP_DT1, SCCP_DT2, SCCP_UDT, SCCP_XUDT
-from capture.sctp import FLAG_U, MAX_DIRECTIONS, RECENT_TSNS, SctpLayer, fragment_signature
+from capture.sctp import DATA_FRAGMENT, FLAG_U, MAX_DIRECTIONS, WHOLE, SctpLayer
 
 # What an SCTP user message is: IANA payload protocol identifiers, and the well-known ports for PPID 0.
 _S1AP, _M3UA, _M2UA = 1, 2, 3
@@ -183,14 +182,8 @@ class Stack:
         """The accepted DATA chunks of a run; returns the time of the last timeout sweep applied."""
         sctp = self.sctp
         view = memoryview(frames.data)
-        signatures = list(zip(scan.c_stream[chunks].tolist(), scan.c_ssn[chunks].tolist(),
-                              crc32s(scan.buf, scan.c_start[chunks], scan.c_len[chunks]).tolist()))
         fragments = np.flatnonzero(fragment)
-        for i, flags, tsn in zip(fragments.tolist(), scan.c_flags[chunks[fragments]].tolist(),
-                                 scan.c_tsn[chunks[fragments]].tolist()):
-            stream, ssn, crc = signatures[i]
-            signatures[i] = fragment_signature((stream, ssn, flags & FLAG_U), tsn, flags, crc)
-        fresh = self._fresh(scan, chunks, signatures)
+        fresh = self._fresh(scan, chunks, fragment)
         applied, whole = sctp._swept, {}
         if len(fragments):
             applied, whole = self._reassemble(frames, scan, chunks[fragments[fresh[fragments]]], fast, swept)
@@ -311,38 +304,26 @@ class Stack:
         except DecodeError as err:
             self.anomalies.count(err)
 
-    def _fresh(self, scan: Scan, chunks: np.ndarray, signatures: list[tuple]) -> np.ndarray:
-        """Which chunks are not retransmissions, with capture.sctp's per-direction memory of TSNs updated as
-        ``SctpLayer.packet`` would: in bulk for a direction whose TSNs in the run are all new to it, chunk by chunk
-        otherwise."""
+    def _fresh(self, scan: Scan, chunks: np.ndarray, fragment: np.ndarray) -> np.ndarray:
+        """Which chunks are not retransmissions, through the TSN memory ``SctpLayer.packet`` uses, in chunk order: the
+        run's directions created first, as they first appear (as capture.sctp creates them), then one compiled pass;
+        chunk by chunk where directions would be evicted mid-run."""
         sctp = self.sctp
-        fresh = np.ones(len(chunks), bool)
+        tsn = scan.c_tsn[chunks]
+        columns = (tsn, np.where(fragment, DATA_FRAGMENT, WHOLE), np.where(fragment, scan.c_flags[chunks], 0).astype(
+            np.int64), scan.c_stream[chunks], scan.c_ssn[chunks], np.where(fragment, tsn, 0),
+            crc32s(scan.buf, scan.c_start[chunks], scan.c_len[chunks]))
         directions = scan.direction[scan.c_frame[chunks]]
-        tsns = scan.c_tsn[chunks]
-        ids, first = np.unique(directions, return_index=True)
-        if len(sctp._directions) + len(ids) > MAX_DIRECTIONS:  # directions would be evicted mid-run: one by one
-            for i, (d, tsn, signature) in enumerate(zip(directions.tolist(), tsns.tolist(), signatures)):
-                fresh[i] = sctp._direction(*scan.directions[d]).fresh(tsn, signature)
+        ids, first, inverse = np.unique(directions, return_index=True, return_inverse=True)
+        if len(sctp._directions) + len(ids) > MAX_DIRECTIONS:
+            fresh = np.ones(len(chunks), bool)
+            for i, (d, *chunk) in enumerate(zip(directions.tolist(), *(c.tolist() for c in columns))):
+                fresh[i] = sctp.seen.fresh(sctp._direction(*scan.directions[d]).slot, *chunk)
             return self._count_duplicates(fresh)
-        order = np.argsort(directions, kind="stable")
-        bounds = np.searchsorted(directions[order], ids).tolist() + [len(order)]
-        by_tsn = np.lexsort((tsns, directions))  # a TSN twice in the run of one direction: chunk by chunk
-        d, t = directions[by_tsn], tsns[by_tsn]
-        repeats = set(d[1:][(d[1:] == d[:-1]) & (t[1:] == t[:-1])].tolist())
-        order, ordered_tsns, ids = order.tolist(), tsns[order].tolist(), ids.tolist()
-        for n in np.argsort(first).tolist():  # capture.sctp creates directions as they first appear
-            mine, mine_tsns = order[bounds[n]:bounds[n + 1]], ordered_tsns[bounds[n]:bounds[n + 1]]
-            direction = sctp._direction(*scan.directions[ids[n]])
-            seen = direction.seen
-            if ids[n] not in repeats and seen.keys().isdisjoint(mine_tsns):
-                seen.update(zip(mine_tsns, map(signatures.__getitem__, mine)))
-                if len(seen) > RECENT_TSNS:
-                    for tsn in list(islice(seen, len(seen) - RECENT_TSNS)):
-                        del seen[tsn]
-            else:
-                for i, tsn in zip(mine, mine_tsns):
-                    fresh[i] = direction.fresh(tsn, signatures[i])
-        return self._count_duplicates(fresh)
+        slots = np.empty(len(ids), np.int64)
+        for n in np.argsort(first).tolist():
+            slots[n] = sctp._direction(*scan.directions[ids[n]]).slot
+        return self._count_duplicates(sctp.seen.fresh_many(slots[inverse.ravel()], *columns))
 
     def _count_duplicates(self, fresh: np.ndarray) -> np.ndarray:
         """Count the chunks ``fresh`` rejects as ``sctp.duplicate_tsn``, as SctpLayer.packet does."""
@@ -554,59 +535,54 @@ class _SccpRead:
 
     def __init__(self, base: int, frames: Frames, scan: Scan, chunks: np.ndarray, fields: tuple):
         (self.ready, self.assoc, self.src, self.dst, self.kind, src_ref, dst_ref, ssn, called_ssn, self.data,
-         self.data_len, more, self.shaped) = fields
+         self.data_len, self.more, self.shaped) = fields
         frame = scan.c_frame[chunks]
         self.frame = base + frame
         self.keys = self.frame << 9 | scan.c_order[chunks]
         self.ts = frames.ts[frame]
         self.buf = scan.buf
         self.view = memoryview(frames.data)
-        self.conn = [-1] * len(chunks)
-        self.ssn = ssn.tolist()
-        self.lengths = self.data_len.tolist()
-        self.fields = [c.tolist() for c in (self.kind, self.src, self.dst, src_ref, dst_ref, ssn, called_ssn,
-                                            self.ts, more)]
+        self.columns = (self.kind, self.src, self.dst, src_ref, dst_ref, ssn, called_ssn, self.ts, self.more)
+        n = len(chunks)
+        # what the tracker says: connection id, SSN (the message's own where it found none), slot, M-bit sequence
+        self.tracked = (np.full(n, -1, np.int64), ssn.copy(), np.full(n, -1, np.int64), np.zeros(n, np.bool_))
+        self.lengths = self.data_len.copy()
 
     def __len__(self) -> int:
         return len(self.ready)
 
     def track(self, stack: "Stack", lo: int, hi: int) -> None:
-        """Messages ``lo``..``hi`` (all read by ``sccp_fields``): connection-oriented ones through the tracker."""
-        track, reassemble = stack.connections.track_fields, stack.connections.reassemble
-        kind, src, dst, src_ref, dst_ref, ssn, called_ssn, ts, more = self.fields
-        for i in range(lo, hi):
-            k = kind[i]
-            if k == SCCP_UDT:
+        """Messages ``lo``..``hi`` (all read by ``sccp_fields``): connection-oriented ones through the compiled
+        tracker at once, then the DT1s of M-bit sequences through its reassembly, in order."""
+        connections = stack.connections
+        connections.track_many(self.columns, lo, hi, self.tracked)
+        conn, ssn, slot, join = self.tracked
+        for i in (lo + np.flatnonzero(join[lo:hi])).tolist():  # joined, emitted once whole
+            at, size = int(self.data[i]), int(self.lengths[i])
+            self.lengths[i] = -1
+            found = sccp.Connection(int(conn[i]), int(ssn[i]), int(slot[i]))
+            try:
+                payload = connections.reassemble(found, int(self.dst[i]), bool(self.more[i]), self.view[at:at + size])
+            except DecodeError as err:
+                stack.anomalies.count(err)
                 continue
-            found = track(k, src[i], dst[i], src_ref[i], dst_ref[i], ssn[i], called_ssn[i], ts[i])
-            if found is None:
-                continue
-            self.conn[i], self.ssn[i] = found.id, found.ssn
-            if k == SCCP_DT1 and (more[i] or found.segments):  # part of an M-bit sequence: joined, emitted once whole
-                at, size = int(self.data[i]), self.lengths[i]
-                self.lengths[i] = -1
-                try:
-                    payload = reassemble(found, dst[i], more[i], self.view[at:at + size])
-                except DecodeError as err:
-                    stack.anomalies.count(err)
-                    continue
-                stack._key = int(self.keys[i])
-                stack._sccp_emit(int(self.frame[i]), ts[i], int(self.assoc[i]), src[i], dst[i], found.id,
-                                 found.ssn, k, payload)
+            stack._key = int(self.keys[i])
+            stack._sccp_emit(int(self.frame[i]), float(self.ts[i]), int(self.assoc[i]), int(self.src[i]),
+                             int(self.dst[i]), found.id, found.ssn, SCCP_DT1, payload)
 
     def emit(self, stack: "Stack", upto: int) -> None:
         """The payload columns of the tracked messages among the first ``upto``."""
         mine = np.flatnonzero(self.ready[:upto])
         if not len(mine):
             return
-        ssn = np.array(self.ssn, np.int64)[mine]
-        lengths = np.array(self.lengths, np.int64)[mine]
+        ssn = self.tracked[1][mine]
+        lengths = self.lengths[mine]
         proto = np.where((ssn == 0) & self.shaped[mine], PROTO_BSSAP, _PROTO_OF_SSN[ssn])
         keep = mine[(proto > 0) & (lengths > 0)]
         if len(keep):
             proto = proto[(proto > 0) & (lengths > 0)]
             stack._fast.append((self.keys[keep], self.frame[keep], self.ts[keep], proto, self.assoc[keep],
-                                self.src[keep], self.dst[keep], np.array(self.conn, np.int64)[keep],
+                                self.src[keep], self.dst[keep], self.tracked[0][keep],
                                 self.kind[keep], self.data_len[keep],
                                 gather(self.buf, self.data[keep], self.data_len[keep])))
 

@@ -632,10 +632,10 @@ def test_sccp_connections_live_from_cr_to_rlc_and_ids_are_never_reused():
     assert [conns.track(m, s, d, 1.0) for m, s, d in ((cc, msc, bsc), (up, bsc, msc), (down, msc, bsc),
                                                       (rlsd, msc, bsc), (rlc, bsc, msc))] == [first] * 5
     again = conns.track(down, msc, bsc, 2.0)  # after RLC: the reference no longer names that connection
-    assert again is not first and again.id > first.id and again.ssn == 0
+    assert again.id > first.id and again.ssn == 0
     second = conns.track(cr, bsc, msc, 3.0)
-    assert second.id > again.id and conns.track(up, bsc, msc, 3.0) is not second  # CC not seen yet
-    assert conns.track(down, msc, bsc, 3.0) is second and not anomalies
+    assert second.id > again.id and conns.track(up, bsc, msc, 3.0).id != second.id  # CC not seen yet
+    assert conns.track(down, msc, bsc, 3.0).id == second.id and not anomalies
 
 
 def test_sccp_dt1_segments_join_on_the_last_one():
@@ -800,12 +800,12 @@ def test_inactivity_tests_keep_a_connection_alive_and_silent_ones_expire():
     inactivity = sccp.parse(memoryview(bytes.fromhex("10 f50100 f40100 02 0000 00".replace(" ", ""))))
     up = sccp.parse(memoryview(bytes.fromhex("06 f50100 00 01 02 0001".replace(" ", ""))))
     first = conns.track(cr, bsc, msc, 0.0)
-    assert conns.track(cc, msc, bsc, 1.0) is first
+    assert conns.track(cc, msc, bsc, 1.0).id == first.id
     for minute in (5, 10, 15):
-        assert conns.track(inactivity, bsc, msc, minute * 60.0) is first
-    assert conns.track(up, bsc, msc, 20 * 60.0) is first and not anomalies
+        assert conns.track(inactivity, bsc, msc, minute * 60.0).id == first.id
+    assert conns.track(up, bsc, msc, 20 * 60.0).id == first.id and not anomalies
     later = conns.track(up, bsc, msc, 40 * 60.0)  # 20 silent minutes: the sweep dropped it
-    assert later is not first and anomalies == {"sccp.connection_expired": 1}
+    assert later.id != first.id and anomalies == {"sccp.connection_expired": 1}
 
 
 def test_every_anomaly_reason_is_documented():
