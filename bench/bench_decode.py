@@ -4,8 +4,8 @@
 
 sigloc: capture stack + decoders to message tables (what `sigloc decode` does before writing), and apart
 from it the decoders + record building alone (``decode_batch`` over payload batches extracted beforehand,
-so the transport stack does not blur that part), with the compiled S1AP path (the default) and without it
-(``DecodeState(fast=False)``, every payload through the Python decoders): CPU time of this thread, best of
+so the transport stack does not blur that part), with the compiled S1AP and BSSAP passes (the default) and
+without them (``DecodeState(fast=False)``, every payload through the Python decoders): CPU time of this thread, best of
 ``--runs``, the two alternating so that a busy other core slows both alike (tshark: wall time of its process).
 tshark: `tshark -T fields` with the fields sigloc extracts (identity, location, UE IDs), output discarded.
 Prints messages/s for each and the ratios to tshark; `--markdown` prints the docs/benchmarks.md table rows.

@@ -18,19 +18,17 @@ import numpy as np
 import pyarrow as pa
 
 from decoders import nas_eps, s1ap
-from decoders.records import MESSAGE_SCHEMA
+from decoders.fast_common import (F_CAUSE, F_CIPHERED, F_ECI, F_ENB, F_GROUP, F_LEN, F_MME, F_MMEC, F_MSG, F_M_TMSI,
+                                  F_PROTO, F_TAC, F_TMSI, F_UPDATE, F_UPLINK, MAX_DIGITS, S_IMEI, S_IMEISV, S_IMSI,
+                                  S_MCC, S_MNC, arrow_columns, has, identity_digits, lv, mobile_identity,
+                                  new_record, plmn_ok, put, put_plmn, uint)
 
-# Integer fields of a record (row F_* of ``ints``) and string fields (S_* of ``strs``); row F_MASK holds the presence
-# bits, rows F_LEN + S_* the string lengths (-1: null). Column-major, so that each field is a contiguous column.
-F_PROTO, F_MSG, F_UPLINK, F_TMSI, F_M_TMSI, F_MMEC, F_TAC, F_ECI, F_MME, F_ENB, F_CAUSE, F_GROUP, F_UPDATE, \
-    F_CIPHERED, F_MASK, F_LEN = range(16)
-S_IMSI, S_IMEI, S_IMEISV, S_MCC, S_MNC = range(5)
+# The record layout is decoders.fast_common's; a record has the first five string fields.
 _COLUMNS = F_LEN + 5
 _INT_FIELDS = (("proto", F_PROTO), ("msg", F_MSG), ("uplink", F_UPLINK), ("tmsi", F_TMSI), ("m_tmsi", F_M_TMSI),
                ("mmec", F_MMEC), ("tac", F_TAC), ("eci", F_ECI), ("mme_ue_id", F_MME), ("enb_ue_id", F_ENB),
                ("cause", F_CAUSE), ("cause_group", F_GROUP), ("update_type", F_UPDATE), ("ciphered", F_CIPHERED))
 _STR_FIELDS = (("imsi", S_IMSI), ("imei", S_IMEI), ("imeisv", S_IMEISV), ("mcc", S_MCC), ("mnc", S_MNC))
-_MAX_DIGITS = 16   # longer digit strings (never a valid identity) are left to the Python path
 _MAX_NAS = 16      # NAS-PDUs per S1AP PDU
 
 # The string values of the dictionary-coded fields, from the Python decoders' own tables.
@@ -105,114 +103,7 @@ C_SERVICE_REQUEST, C_CIPHERED, C_GROUP_EMM = range(3)
 P_S1AP, P_NAS = 0, 1
 
 
-# -- record output ----------------------------------------------------------------------------------------------
-
-@numba.njit(cache=True, nogil=True)
-def _new(ints, r, proto, msg, uplink):
-    ints[F_MASK, r] = 0
-    for k in range(5):
-        ints[F_LEN + k, r] = -1
-    _set(ints, r, F_PROTO, proto)
-    _set(ints, r, F_MSG, msg)
-    if uplink >= 0:
-        _set(ints, r, F_UPLINK, uplink)
-
-
-@numba.njit(cache=True, nogil=True)
-def _set(ints, r, field, value):
-    ints[field, r] = value
-    ints[F_MASK, r] |= 1 << field
-
-
-@numba.njit(cache=True, nogil=True)
-def _has(ints, r, field):
-    return (ints[F_MASK, r] >> field) & 1 != 0
-
-
-@numba.njit(cache=True, nogil=True)
-def _uint(buf, start, stop):
-    value = np.int64(0)
-    for i in range(start, stop):
-        value = (value << 8) | np.int64(buf[i])
-    return value
-
-
 # -- identities (decoders.identity) -------------------------------------------------------------------------------
-
-@numba.njit(cache=True, nogil=True)
-def _plmn_ok(buf, p):
-    """identity.plmn's checks on 3 octets the caller has bounds-checked."""
-    b0, b1, b2 = buf[p], buf[p + 1], buf[p + 2]
-    if (b0 & 15) > 9 or (b0 >> 4) > 9 or (b1 & 15) > 9 or (b2 & 15) > 9 or (b2 >> 4) > 9:
-        return False
-    return (b1 >> 4) <= 9 or (b1 >> 4) == 15
-
-
-@numba.njit(cache=True, nogil=True)
-def _set_plmn(buf, p, ints, strs, r):
-    b0, b1, b2 = buf[p], buf[p + 1], buf[p + 2]
-    strs[S_MCC, r, 0], strs[S_MCC, r, 1], strs[S_MCC, r, 2] = 48 + (b0 & 15), 48 + (b0 >> 4), 48 + (b1 & 15)
-    ints[F_LEN + S_MCC, r] = 3
-    strs[S_MNC, r, 0], strs[S_MNC, r, 1] = 48 + (b2 & 15), 48 + (b2 >> 4)
-    if (b1 >> 4) == 15:
-        ints[F_LEN + S_MNC, r] = 2
-    else:
-        strs[S_MNC, r, 2] = 48 + (b1 >> 4)
-        ints[F_LEN + S_MNC, r] = 3
-
-
-@numba.njit(cache=True, nogil=True)
-def _luhn_ok(strs, r, col):
-    """identity.mobile_identity's IMEI check: the 15th digit is the spare 0 or the Luhn digit of the 14 before."""
-    total = 0
-    for i in range(14):
-        d = strs[col, r, i] - 48
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    last = strs[col, r, 14] - 48
-    return last == 0 or last == (10 - total % 10) % 10
-
-
-@numba.njit(cache=True, nogil=True)
-def _digits(buf, s, n, ints, strs, r, col, imei):
-    """The digits of a TS 24.008 mobile identity (first nibble is the type, filler dropped when even)."""
-    count = 2 * n - 1 - (0 if buf[s] & 8 else 1)
-    if count <= 0 or count > _MAX_DIGITS:
-        return False
-    for i in range(count):
-        octet = buf[s + ((i + 1) >> 1)]
-        nibble = (octet >> 4) if i % 2 == 0 else (octet & 15)
-        if nibble > 9:
-            return False
-        strs[col, r, i] = 48 + nibble
-    if imei and count == 15 and not _luhn_ok(strs, r, col):
-        return False
-    ints[F_LEN + col, r] = count
-    return True
-
-
-@numba.njit(cache=True, nogil=True)
-def _mobile_identity(buf, s, n, ints, strs, r):
-    """nas_eps._set_mobile_identity: IMSI, IMEI, IMEISV or TMSI into the record; none/TMGI leave it as it is."""
-    if n == 0:
-        return False
-    kind = buf[s] & 7
-    if kind == 1:
-        return _digits(buf, s, n, ints, strs, r, S_IMSI, False)
-    if kind == 2:
-        return _digits(buf, s, n, ints, strs, r, S_IMEI, True)
-    if kind == 3:
-        return _digits(buf, s, n, ints, strs, r, S_IMEISV, False)
-    if kind == 4:
-        if n < 5:
-            return False
-        _set(ints, r, F_TMSI, _uint(buf, s + 1, s + 5))
-        return True
-    return kind == 0 or kind == 5
-
 
 @numba.njit(cache=True, nogil=True)
 def _eps_identity(buf, s, n, ints, strs, r):
@@ -221,29 +112,18 @@ def _eps_identity(buf, s, n, ints, strs, r):
         return False
     kind = buf[s] & 7
     if kind == 1:
-        return _digits(buf, s, n, ints, strs, r, S_IMSI, False)
+        return identity_digits(buf, s, n, ints, strs, r, S_IMSI, False)
     if kind == 3:
-        return _digits(buf, s, n, ints, strs, r, S_IMEI, True)
-    if kind != 6 or n < 11 or not _plmn_ok(buf, s + 1):
+        return identity_digits(buf, s, n, ints, strs, r, S_IMEI, True)
+    if kind != 6 or n < 11 or not plmn_ok(buf, s + 1):
         return False
-    _set_plmn(buf, s + 1, ints, strs, r)
-    _set(ints, r, F_MMEC, buf[s + 6])
-    _set(ints, r, F_M_TMSI, _uint(buf, s + 7, s + 11))
+    put_plmn(buf, s + 1, ints, strs, r)
+    put(ints, r, F_MMEC, buf[s + 6])
+    put(ints, r, F_M_TMSI, uint(buf, s + 7, s + 11))
     return True
 
 
 # -- NAS-EPS (decoders.nas_eps) ------------------------------------------------------------------------------------
-
-@numba.njit(cache=True, nogil=True)
-def _lv(buf, q, end):
-    """(value start, value end) of an LV at q, or (-1, -1) where nas_eps._lv would fail."""
-    if q >= end:
-        return -1, -1
-    stop = q + 1 + np.int64(buf[q])
-    if stop > end:
-        return -1, -1
-    return q + 1, stop
-
 
 @numba.njit(cache=True, nogil=True)
 def _lv_e(buf, q, end):
@@ -274,7 +154,7 @@ def _optional(buf, pos, end, t, w0, w1, w2, wanted):
         elif iei & 0xF0 == 0x70:
             start, stop = _lv_e(buf, pos + 1, end)
         else:
-            start, stop = _lv(buf, pos + 1, end)
+            start, stop = lv(buf, pos + 1, end)
         if start < 0:
             return False, found
         for j in range(wanted):
@@ -291,11 +171,11 @@ def _optional(buf, pos, end, t, w0, w1, w2, wanted):
 @numba.njit(cache=True, nogil=True)
 def _set_tai(buf, s, stop, ints, strs, r):
     """nas_eps._set_tai: the PLMN only when no GUTI gave one."""
-    if stop - s < 5 or not _plmn_ok(buf, s):
+    if stop - s < 5 or not plmn_ok(buf, s):
         return False
     if ints[F_LEN + S_MCC, r] < 0:
-        _set_plmn(buf, s, ints, strs, r)
-    _set(ints, r, F_TAC, (np.int64(buf[s + 3]) << 8) | np.int64(buf[s + 4]))
+        put_plmn(buf, s, ints, strs, r)
+    put(ints, r, F_TAC, (np.int64(buf[s + 3]) << 8) | np.int64(buf[s + 4]))
     return True
 
 
@@ -304,13 +184,13 @@ def _assigned(buf, found, ints, strs, r, group_emm):
     """nas_eps._assigned_identities: GUTI, then MS identity, then EMM cause."""
     if found[0] >= 0 and not _eps_identity(buf, found[0], found[1] - found[0], ints, strs, r):
         return False
-    if found[2] >= 0 and not _mobile_identity(buf, found[2], found[3] - found[2], ints, strs, r):
+    if found[2] >= 0 and not mobile_identity(buf, found[2], found[3] - found[2], ints, strs, r):
         return False
     if found[4] >= 0:
         if found[5] <= found[4]:
             return False
-        _set(ints, r, F_CAUSE, buf[found[4]])
-        _set(ints, r, F_GROUP, group_emm)
+        put(ints, r, F_CAUSE, buf[found[4]])
+        put(ints, r, F_GROUP, group_emm)
     return True
 
 
@@ -322,13 +202,13 @@ def _body(buf, q, end, code, uplink, t, ints, strs, r):
         if q >= end:
             return False, -1, -1
         kinds = O_ATTACH if code == 0x41 else O_UPDATE
-        _set(ints, r, F_UPDATE, t[kinds + (buf[q] & 7)])
-        a, b = _lv(buf, q + 1, end)
+        put(ints, r, F_UPDATE, t[kinds + (buf[q] & 7)])
+        a, b = lv(buf, q + 1, end)
         if a < 0 or not _eps_identity(buf, a, b - a, ints, strs, r):
             return False, -1, -1
         esm_a, esm_b = -1, -1
         if code == 0x41:
-            a, b = _lv(buf, b, end)
+            a, b = lv(buf, b, end)
             if a < 0:
                 return False, -1, -1
             esm_a, esm_b = _lv_e(buf, b, end)
@@ -342,7 +222,7 @@ def _body(buf, q, end, code, uplink, t, ints, strs, r):
     if code == 0x42 or code == 0x49:                       # attach accept, tracking area update accept
         esm_a, esm_b, b = -1, -1, q + 1
         if code == 0x42:
-            a, b = _lv(buf, q + 2, end)
+            a, b = lv(buf, q + 2, end)
             if a < 0:
                 return False, -1, -1
             esm_a, esm_b = _lv_e(buf, b, end)
@@ -359,8 +239,8 @@ def _body(buf, q, end, code, uplink, t, ints, strs, r):
     if code == 0x44:                                       # attach reject
         if q >= end:
             return False, -1, -1
-        _set(ints, r, F_CAUSE, buf[q])
-        _set(ints, r, F_GROUP, group_emm)
+        put(ints, r, F_CAUSE, buf[q])
+        put(ints, r, F_GROUP, group_emm)
         ok, found = _optional(buf, q + 1, end, t, nas_eps.IEI_ESM_CONTAINER, -1, -1, 1)
         return ok, found[0], found[1]
     if code == 0x45:                                       # detach request
@@ -368,46 +248,46 @@ def _body(buf, q, end, code, uplink, t, ints, strs, r):
             return False, -1, -1
         octet = buf[q]
         if uplink == 0:
-            _set(ints, r, F_UPDATE, t[O_DETACH_NET + (octet & 7)])
+            put(ints, r, F_UPDATE, t[O_DETACH_NET + (octet & 7)])
             ok, found = _optional(buf, q + 1, end, t, nas_eps.IEI_EMM_CAUSE, -1, -1, 1)
             if not ok:
                 return False, -1, -1
             if found[0] >= 0 and found[1] > found[0]:
-                _set(ints, r, F_CAUSE, buf[found[0]])
-                _set(ints, r, F_GROUP, group_emm)
+                put(ints, r, F_CAUSE, buf[found[0]])
+                put(ints, r, F_GROUP, group_emm)
             return True, -1, -1
         kinds = O_DETACH_UE_OFF if octet & 8 else O_DETACH_UE
-        _set(ints, r, F_UPDATE, t[kinds + (octet & 7)])
-        a, b = _lv(buf, q + 1, end)
+        put(ints, r, F_UPDATE, t[kinds + (octet & 7)])
+        a, b = lv(buf, q + 1, end)
         return a >= 0 and _eps_identity(buf, a, b - a, ints, strs, r), -1, -1
     if code == 0x4B or code == 0x4E or code == 0x5C or code == 0x5F or code == 0x60:   # EMM cause first
         if q >= end:
             return False, -1, -1
-        _set(ints, r, F_CAUSE, buf[q])
-        _set(ints, r, F_GROUP, group_emm)
+        put(ints, r, F_CAUSE, buf[q])
+        put(ints, r, F_GROUP, group_emm)
         return True, -1, -1
     if code == 0x4C:                                       # extended service request
         if q >= end:
             return False, -1, -1
         service = t[O_SERVICE + (buf[q] & 15)]
         if service >= 0:
-            _set(ints, r, F_UPDATE, service)
-        a, b = _lv(buf, q + 1, end)
+            put(ints, r, F_UPDATE, service)
+        a, b = lv(buf, q + 1, end)
         if a < 0 or b - a < 5 or buf[a] & 7 != 4:
             return False, -1, -1
-        _set(ints, r, F_M_TMSI, _uint(buf, a + 1, a + 5))
+        put(ints, r, F_M_TMSI, uint(buf, a + 1, a + 5))
         return True, -1, -1
     if code == 0x50 or code == 0x56:                       # GUTI reallocation command, identity response
-        a, b = _lv(buf, q, end)
+        a, b = lv(buf, q, end)
         if a < 0:
             return False, -1, -1
         if code == 0x50:
             return _eps_identity(buf, a, b - a, ints, strs, r), -1, -1
-        return _mobile_identity(buf, a, b - a, ints, strs, r), -1, -1
+        return mobile_identity(buf, a, b - a, ints, strs, r), -1, -1
     if code == 0x5E:                                       # security mode complete
         ok, found = _optional(buf, q, end, t, nas_eps.IEI_IMEISV, -1, -1, 1)
         if ok and found[0] >= 0:
-            ok = _mobile_identity(buf, found[0], found[1] - found[0], ints, strs, r)
+            ok = mobile_identity(buf, found[0], found[1] - found[0], ints, strs, r)
         return ok, -1, -1
     return False, -1, -1                                   # a body not mirrored here
 
@@ -420,7 +300,7 @@ def _esm(buf, p, end, uplink, t, ints, r, cap):
     msg = t[O_ESM_MSG + buf[p + 2]]
     if msg < 0:
         return -1
-    _new(ints, r, P_NAS, msg, t[O_ESM_DIR + buf[p + 2]] if uplink < 0 else uplink)
+    new_record(ints, r, P_NAS, msg, t[O_ESM_DIR + buf[p + 2]] if uplink < 0 else uplink)
     return r + 1
 
 
@@ -439,7 +319,7 @@ def _plain(buf, s, n, pos, uplink, t, ints, strs, r, cap):
         return -1
     if uplink < 0:
         uplink = t[O_EMM_DIR + code]
-    _new(ints, r, P_NAS, msg, uplink)
+    new_record(ints, r, P_NAS, msg, uplink)
     if not t[O_EMM_BODY + code]:
         return r + 1
     ok, esm_a, esm_b = _body(buf, p + 2, end, code, uplink, t, ints, strs, r)
@@ -464,7 +344,7 @@ def _nas(buf, s, n, uplink, t, ints, strs, r, cap):
     if header >= nas_eps.SECURITY_HEADER_SERVICE_REQUEST:
         if n < 4 or r >= cap:
             return -1
-        _new(ints, r, P_NAS, t[O_CONST + C_SERVICE_REQUEST], 1 if uplink < 0 else uplink)
+        new_record(ints, r, P_NAS, t[O_CONST + C_SERVICE_REQUEST], 1 if uplink < 0 else uplink)
         return r + 1
     if header > 5 or n <= 6:
         return -1
@@ -480,8 +360,8 @@ def _nas(buf, s, n, uplink, t, ints, strs, r, cap):
             return _plain(buf, s, n, 6, uplink, t, ints, strs, r, cap)
         if r >= cap:
             return -1
-        _new(ints, r, P_NAS, t[O_CONST + C_CIPHERED], uplink)
-        _set(ints, r, F_CIPHERED, 1)
+        new_record(ints, r, P_NAS, t[O_CONST + C_CIPHERED], uplink)
+        put(ints, r, F_CIPHERED, 1)
         return r + 1
     if inner >> 4 and inner & 15 == nas_eps.PD_EMM:
         return -1
@@ -533,11 +413,11 @@ def _items(buf, a, b, item_id, starts, stops):
 @numba.njit(cache=True, nogil=True)
 def _tai(buf, a, b, ints, strs, r):
     """s1ap._tai: the PLMN only when no cell came before."""
-    if b - a < 6 or not _plmn_ok(buf, a + 1):
+    if b - a < 6 or not plmn_ok(buf, a + 1):
         return False
-    if not _has(ints, r, F_ECI):
-        _set_plmn(buf, a + 1, ints, strs, r)
-    _set(ints, r, F_TAC, (np.int64(buf[a + 4]) << 8) | np.int64(buf[a + 5]))
+    if not has(ints, r, F_ECI):
+        put_plmn(buf, a + 1, ints, strs, r)
+    put(ints, r, F_TAC, (np.int64(buf[a + 4]) << 8) | np.int64(buf[a + 5]))
     return True
 
 
@@ -631,7 +511,7 @@ def _ie(buf, ie, a, b, t, ints, strs, r, nas, count, item_starts, item_stops):
     if ie == s1ap.ID_SOURCE_MME_UE_S1AP_ID:
         if size == 0 or a + (buf[a] >> 6) + 2 > b:
             return -1
-        _set(ints, r, F_MME, _uint(buf, a + 1, a + (buf[a] >> 6) + 2))
+        put(ints, r, F_MME, uint(buf, a + 1, a + (buf[a] >> 6) + 2))
     elif ie == s1ap.ID_UE_S1AP_IDS:
         if size <= 1:
             return -1
@@ -643,13 +523,13 @@ def _ie(buf, ie, a, b, t, ints, strs, r, nas, count, item_starts, item_stops):
             enb_end = mme_end + 1 + (buf[a + mme_end] >> 6) + 1
             if enb_end > size:
                 return -1
-            _set(ints, r, F_MME, _uint(buf, a + 1, a + mme_end))
-            _set(ints, r, F_ENB, _uint(buf, a + mme_end + 1, a + enb_end))
+            put(ints, r, F_MME, uint(buf, a + 1, a + mme_end))
+            put(ints, r, F_ENB, uint(buf, a + mme_end + 1, a + enb_end))
         elif first & 0xC0 == 0x40:
             mme_end = ((first >> 4) & 3) + 2
             if mme_end > size:
                 return -1
-            _set(ints, r, F_MME, _uint(buf, a + 1, a + mme_end))
+            put(ints, r, F_MME, uint(buf, a + 1, a + mme_end))
         else:
             return -1
     elif ie == s1ap.ID_CAUSE:
@@ -663,35 +543,35 @@ def _ie(buf, ie, a, b, t, ints, strs, r, nas, count, item_starts, item_stops):
         if width > 3 and size < 2:
             return -1
         word = (np.int64(first) << 8) | (np.int64(buf[a + 1]) if size > 1 else 0)
-        _set(ints, r, F_CAUSE, (word >> (11 - width)) & ((1 << width) - 1))
-        _set(ints, r, F_GROUP, group)
+        put(ints, r, F_CAUSE, (word >> (11 - width)) & ((1 << width) - 1))
+        put(ints, r, F_GROUP, group)
     elif ie == s1ap.ID_TAI:
         if not _tai(buf, a, b, ints, strs, r):
             return -1
     elif ie == s1ap.ID_EUTRAN_CGI:
-        if size < 8 or not _plmn_ok(buf, a + 1):
+        if size < 8 or not plmn_ok(buf, a + 1):
             return -1
-        _set_plmn(buf, a + 1, ints, strs, r)
-        _set(ints, r, F_ECI, _uint(buf, a + 4, a + 8) >> 4)
+        put_plmn(buf, a + 1, ints, strs, r)
+        put(ints, r, F_ECI, uint(buf, a + 4, a + 8) >> 4)
     elif ie == s1ap.ID_USER_LOCATION_INFORMATION:
-        if size < 13 or buf[a] & 0x10 or not _plmn_ok(buf, a + 1):
+        if size < 13 or buf[a] & 0x10 or not plmn_ok(buf, a + 1):
             return -1
-        _set_plmn(buf, a + 1, ints, strs, r)
-        _set(ints, r, F_ECI, _uint(buf, a + 4, a + 8) >> 4)
-        _set(ints, r, F_TAC, _uint(buf, a + 11, a + 13))
+        put_plmn(buf, a + 1, ints, strs, r)
+        put(ints, r, F_ECI, uint(buf, a + 4, a + 8) >> 4)
+        put(ints, r, F_TAC, uint(buf, a + 11, a + 13))
     elif ie == s1ap.ID_S_TMSI:
         if size < 6:
             return -1
-        _set(ints, r, F_MMEC, ((buf[a] & 0x3F) << 2) | (buf[a + 1] >> 6))
-        _set(ints, r, F_M_TMSI, _uint(buf, a + 2, a + 6))
+        put(ints, r, F_MMEC, ((buf[a] & 0x3F) << 2) | (buf[a + 1] >> 6))
+        put(ints, r, F_M_TMSI, uint(buf, a + 2, a + 6))
     elif ie == s1ap.ID_UE_PAGING_ID:
         if size == 0 or buf[a] & 0x80:
             return -1
         if buf[a] & 0x40 == 0:                             # s-TMSI
             if size < 6:
                 return -1
-            _set(ints, r, F_MMEC, ((buf[a] & 0x0F) << 4) | (buf[a + 1] >> 4))
-            _set(ints, r, F_M_TMSI, _uint(buf, a + 2, a + 6))
+            put(ints, r, F_MMEC, ((buf[a] & 0x0F) << 4) | (buf[a + 1] >> 4))
+            put(ints, r, F_M_TMSI, uint(buf, a + 2, a + 6))
         else:                                              # iMSI, TBCD up to the filler
             octets = 3 + ((buf[a] >> 3) & 7)
             if size < 1 + octets:
@@ -702,7 +582,7 @@ def _ie(buf, ie, a, b, t, ints, strs, r, nas, count, item_starts, item_stops):
                 nibble = (octet & 15) if i % 2 == 0 else (octet >> 4)
                 if nibble == 15:
                     break
-                if nibble > 9 or k == _MAX_DIGITS:
+                if nibble > 9 or k == MAX_DIGITS:
                     return -1
                 strs[S_IMSI, r, k] = 48 + nibble
                 k += 1
@@ -765,11 +645,11 @@ def _target_id(buf, a, b, ints, strs, r):
     if b - a < 5 or buf[a + 4] & 0x80:                    # eNB-ID extension alternative
         return False
     tai = a + 8 if buf[a + 4] & 0x40 == 0 else a + 9      # after the macro (20-bit) or home (28-bit) eNB ID
-    if tai + 5 > b or not _plmn_ok(buf, tai):
+    if tai + 5 > b or not plmn_ok(buf, tai):
         return False
     if ints[F_LEN + S_MCC, r] < 0:
-        _set_plmn(buf, tai, ints, strs, r)
-    _set(ints, r, F_TAC, (np.int64(buf[tai + 3]) << 8) | np.int64(buf[tai + 4]))
+        put_plmn(buf, tai, ints, strs, r)
+    put(ints, r, F_TAC, (np.int64(buf[tai + 3]) << 8) | np.int64(buf[tai + 4]))
     return True
 
 
@@ -793,10 +673,10 @@ def _target_cell(buf, a, b, ints, strs, r):
             x, pos = _open(buf, pos + 3, ib)               # id, criticality, open type
             if x < 0:
                 return False
-    if pos + 8 > ib or not _plmn_ok(buf, pos + 1):
+    if pos + 8 > ib or not plmn_ok(buf, pos + 1):
         return False
-    _set_plmn(buf, pos + 1, ints, strs, r)
-    _set(ints, r, F_ECI, _uint(buf, pos + 4, pos + 8) >> 4)
+    put_plmn(buf, pos + 1, ints, strs, r)
+    put(ints, r, F_ECI, uint(buf, pos + 4, pos + 8) >> 4)
     return True
 
 
@@ -817,7 +697,7 @@ def _pdu(buf, s, n, t, ints, strs, r, cap, nas, item_starts, item_stops):
     vs, ve = _open(buf, s + 3, s + n)
     if vs < 0 or ve - vs < 3:
         return -1
-    _new(ints, r, P_S1AP, msg, uplink)
+    new_record(ints, r, P_S1AP, msg, uplink)
     count = 0
     handover_type = s1ap.HANDOVER_TYPE_INTRA_LTE
     pos = vs + 3
@@ -843,7 +723,7 @@ def _pdu(buf, s, n, t, ints, strs, r, cap, nas, item_starts, item_stops):
             id_end = a + (buf[a] >> 6) + 2
             if id_end > b or (id_end - a > 4 and ie == s1ap.ID_ENB_UE_S1AP_ID):
                 return -1
-            _set(ints, r, F_ENB if ie == s1ap.ID_ENB_UE_S1AP_ID else F_MME, _uint(buf, a + 1, id_end))
+            put(ints, r, F_ENB if ie == s1ap.ID_ENB_UE_S1AP_ID else F_MME, uint(buf, a + 1, id_end))
             continue
         what = t[O_IE_KIND + ie]
         if what == IE_MIRRORED:
@@ -860,7 +740,7 @@ def _pdu(buf, s, n, t, ints, strs, r, cap, nas, item_starts, item_stops):
                     return -1
             elif handover_type == s1ap.HANDOVER_TYPE_INTRA_LTE and not _target_cell(buf, a, b, ints, strs, r):
                 return -1
-        elif what == IE_PYTHON or (what == IE_CAUSE_LIST and not _has(ints, r, F_CAUSE)):
+        elif what == IE_PYTHON or (what == IE_CAUSE_LIST and not has(ints, r, F_CAUSE)):
             return -1
     r += 1
     for j in range(count):
@@ -875,7 +755,7 @@ def _scan(buf, starts, lengths, t):
     pdus = len(starts)
     cap = 3 * pdus + 16
     ints = np.empty((_COLUMNS, cap), np.int64)
-    strs = np.empty((5, cap, _MAX_DIGITS), np.uint8)
+    strs = np.empty((5, cap, MAX_DIGITS), np.uint8)
     counts = np.empty(pdus, np.int32)
     nas = np.empty(2 * _MAX_NAS, np.int64)
     item_starts = np.empty(64, np.int64)
@@ -902,26 +782,4 @@ def decode_s1ap_batch(data: bytes, starts: np.ndarray, lengths: np.ndarray) -> t
     the records of the others, in PDU order, as MESSAGE_SCHEMA content columns (absent ones are all null)."""
     buf = np.frombuffer(data, np.uint8)
     counts, ints, strs = _scan(buf, starts.astype(np.int64), lengths.astype(np.int64), TABLES)
-    columns = {}
-    mask = ints[F_MASK]
-    for name, field in _INT_FIELDS:
-        present = (mask >> field) & 1 == 1
-        values = ints[field]
-        if name in _DICTIONARIES:
-            columns[name] = _DICTIONARIES[name].take(pa.array(values.astype(np.int32), mask=~present))
-        else:
-            type_ = MESSAGE_SCHEMA.field(name).type
-            columns[name] = pa.array(values.astype(type_.to_pandas_dtype()), type_, mask=~present)
-    rows = len(mask)
-    width = np.arange(_MAX_DIGITS)
-    for name, col in _STR_FIELDS:
-        length = ints[F_LEN + col].astype(np.int32)
-        valid = length >= 0
-        length[~valid] = 0
-        offsets = np.zeros(rows + 1, np.int32)
-        np.cumsum(length, out=offsets[1:])
-        chars = strs[col][width < length[:, None]]
-        bitmap = np.packbits(valid, bitorder="little")
-        columns[name] = pa.StringArray.from_buffers(rows, pa.py_buffer(offsets), pa.py_buffer(chars.tobytes()),
-                                                    pa.py_buffer(bitmap), int(rows - valid.sum()))
-    return counts, columns
+    return counts, arrow_columns(ints, strs, _INT_FIELDS, _STR_FIELDS, _DICTIONARIES)
