@@ -24,7 +24,8 @@ import pyarrow as pa
 from decoders import bssmap, dtap
 from decoders.fast_common import (F_CAUSE, F_CI, F_GROUP, F_LAC, F_LEN, F_MASK, F_MSG, F_PROTO, F_TMSI, F_UPDATE,
                                   F_UPLINK, S_CALLED, S_CALLING, S_IMEI, S_IMEISV, S_IMSI, S_MCC, S_MNC, arrow_columns,
-                                  has, lv, mobile_identity, new_record, plmn_ok, put, put_plmn, uint)
+                                  has, lookup_array, lookup_offsets, lv, mobile_identity, new_record, plmn_ok, put,
+                                  put_plmn, uint)
 
 _COLUMNS = F_LEN + 7   # all seven string fields
 _WIDTH = 32            # characters per string field: longer called/calling numbers are left to Python
@@ -68,7 +69,7 @@ _BODIES = {dtap._mm_cause: L3_MM_CAUSE, dtap._location_updating_request: L3_LU_R
 _LAYOUT = (("MSG", 256), ("DIR", 256), ("ELEMENT", 256), ("READER", 256), ("CELL_SIZE", 16), ("CELL_FORM", 16),
            ("PD", 16), ("PD_MASK", 16), ("PD_TI", 16), ("L3_MSG", 4096), ("L3_DIR", 4096), ("L3_BODY", 4096),
            ("CC_TV", 256), ("LU_TYPE", 4), ("CM_TYPE", 16), ("CHARS", 16), ("CONST", 4))
-_OFFSETS = dict(zip((name for name, _ in _LAYOUT), np.cumsum([0] + [size for _, size in _LAYOUT[:-1]]).tolist()))
+_OFFSETS = lookup_offsets(_LAYOUT)
 (O_MSG, O_DIR, O_ELEMENT, O_READER, O_CELL_SIZE, O_CELL_FORM, O_PD, O_PD_MASK, O_PD_TI, O_L3_MSG, O_L3_DIR,
  O_L3_BODY, O_CC_TV, O_LU_TYPE, O_CM_TYPE, O_CHARS, O_CONST) = _OFFSETS.values()
 C_COMPLETE_LAYER3 = 0
@@ -79,13 +80,7 @@ def _tables() -> np.ndarray:
     msg = {name: i for i, name in enumerate(MESSAGES)}
     upd = {name: i for i, name in enumerate(UPDATES)}
     tri = {None: -1, False: 0, True: 1}
-    out = np.full(sum(size for _, size in _LAYOUT), -1, np.int16)
-
-    def fill(name, items, default=-1):
-        base, size = _OFFSETS[name], dict(_LAYOUT)[name]
-        out[base:base + size] = default
-        for key, value in items:
-            out[base + key] = value
+    out, fill = lookup_array(_LAYOUT)
 
     fill("MSG", ((k, msg[name]) for k, (name, _) in bssmap.MESSAGE_TYPES.items()))
     fill("DIR", ((k, tri[sender]) for k, (_, sender) in bssmap.MESSAGE_TYPES.items()))

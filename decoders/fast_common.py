@@ -164,3 +164,23 @@ def arrow_columns(ints: np.ndarray, strs: np.ndarray, int_fields, str_fields, di
         columns[name] = pa.StringArray.from_buffers(rows, pa.py_buffer(offsets), pa.py_buffer(chars.tobytes()),
                                                     pa.py_buffer(bitmap), int(rows - valid.sum()))
     return columns
+
+
+def lookup_offsets(layout: tuple) -> dict[str, int]:
+    """Where each (name, size) slice of a kernel's one lookup array starts."""
+    return dict(zip((name for name, _ in layout), np.cumsum([0] + [size for _, size in layout[:-1]]).tolist()))
+
+
+def lookup_array(layout: tuple):
+    """A kernel's lookup array (int16, all -1) and ``fill(name, items, default)``, which sets one slice to
+    ``default`` and then ``items`` (key, value) within it."""
+    starts, sizes = lookup_offsets(layout), dict(layout)
+    out = np.full(sum(sizes.values()), -1, np.int16)
+
+    def fill(name, items, default=-1):
+        base = starts[name]
+        out[base:base + sizes[name]] = default
+        for key, value in items:
+            out[base + key] = value
+
+    return out, fill

@@ -20,8 +20,8 @@ import pyarrow as pa
 from decoders import nas_eps, s1ap
 from decoders.fast_common import (F_CAUSE, F_CIPHERED, F_ECI, F_ENB, F_GROUP, F_LEN, F_MME, F_MMEC, F_MSG, F_M_TMSI,
                                   F_PROTO, F_TAC, F_TMSI, F_UPDATE, F_UPLINK, MAX_DIGITS, S_IMEI, S_IMEISV, S_IMSI,
-                                  S_MCC, S_MNC, arrow_columns, has, identity_digits, lv, mobile_identity,
-                                  new_record, plmn_ok, put, put_plmn, uint)
+                                  S_MCC, S_MNC, arrow_columns, has, identity_digits, lookup_array, lookup_offsets, lv,
+                                  mobile_identity, new_record, plmn_ok, put, put_plmn, uint)
 
 # The record layout is decoders.fast_common's; a record has the first five string fields.
 _COLUMNS = F_LEN + 5
@@ -59,7 +59,7 @@ _LAYOUT = (("HDR_MSG", 1024), ("HDR_UP", 1024), ("EMM_MSG", 256), ("EMM_DIR", 25
            ("ESM_DIR", 256), ("EMM_BODY", 256), ("TV_LEN", 256), ("IE_KIND", 65536), ("ATTACH", 8), ("UPDATE", 8),
            ("DETACH_UE", 8), ("DETACH_UE_OFF", 8), ("DETACH_NET", 8), ("SERVICE", 16), ("CAUSE_WIDTH", 8),
            ("CONST", 8))
-_OFFSETS = dict(zip((name for name, _ in _LAYOUT), np.cumsum([0] + [size for _, size in _LAYOUT[:-1]]).tolist()))
+_OFFSETS = lookup_offsets(_LAYOUT)
 (O_HDR_MSG, O_HDR_UP, O_EMM_MSG, O_EMM_DIR, O_ESM_MSG, O_ESM_DIR, O_EMM_BODY, O_TV_LEN, O_IE_KIND, O_ATTACH, O_UPDATE,
  O_DETACH_UE, O_DETACH_UE_OFF, O_DETACH_NET, O_SERVICE, O_CAUSE_WIDTH, O_CONST) = _OFFSETS.values()
 
@@ -68,13 +68,7 @@ def _tables() -> np.ndarray:
     msg = {name: i for i, name in enumerate(MESSAGES)}
     upd = {name: i for i, name in enumerate(UPDATES)}
     tri = {None: -1, False: 0, True: 1}
-    out = np.full(sum(size for _, size in _LAYOUT), -1, np.int16)
-
-    def fill(name, items, default=-1):
-        base, size = _OFFSETS[name], dict(_LAYOUT)[name]
-        out[base:base + size] = default
-        for key, value in items:
-            out[base + key] = value
+    out, fill = lookup_array(_LAYOUT)
 
     fill("HDR_MSG", ((k, msg[name]) for k, (name, _) in s1ap._HEADERS.items()))
     fill("HDR_UP", ((k, tri[up]) for k, (_, up) in s1ap._HEADERS.items()))
