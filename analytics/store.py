@@ -11,7 +11,6 @@ in a local spool (analytics/spool.py) and are replayed, in order, once it answer
 
 import logging
 import hmac
-import itertools
 import os
 import secrets
 import uuid
@@ -29,6 +28,7 @@ from analytics.origin import Origins
 from analytics.schema import (DATABASE, DEFAULT_TTL_DAYS, DEFAULT_TZ, MIGRATIONS, MIGRATIONS_TABLE, TABLES,
                               Layout, migrations_table_ddl)
 from analytics.spool import Spool
+from decoders.records import key_codes
 
 __all__ = ["DATABASE", "Store", "StoreError", "StoreUnreachable"]
 
@@ -96,8 +96,8 @@ class _Subjects:
         self.homes = np.zeros((len(self.HOME_COLUMNS), 1024), np.int32)  # [column, IMSI code] -> value code
 
     def _learn(self, new: list[str | None]) -> None:
-        first = len(self.codes)
-        self.codes.update(zip(new, range(first, first + len(new))))
+        """Pseudonyms and homes of the IMSIs just numbered (codes len(pseudonyms) onwards)."""
+        first = len(self.pseudonyms)
         self.pseudonyms.extend(map(self.pseudonym, new))
         if self.origins is None:
             return
@@ -112,12 +112,9 @@ class _Subjects:
 
     def columns(self, keys: list[str | None], rows: pa.Array) -> dict[str, pa.Array]:
         """The columns for rows that are ``keys[rows[i]]``."""
-        codes = np.fromiter(map(self.codes.get, keys, itertools.repeat(-1)), np.int64, len(keys))
-        unknown = np.flatnonzero(codes < 0)
-        if len(unknown):
-            first = len(self.codes)
-            self._learn([keys[i] for i in unknown.tolist()])
-            codes[unknown] = np.arange(first, len(self.codes))
+        codes, new = key_codes(self.codes, keys)
+        if len(new):
+            self._learn([keys[i] for i in new.tolist()])
         out = {"subscriber": pa.DictionaryArray.from_arrays(
             rows, pa.array([self.pseudonyms[i] for i in codes.tolist()], pa.string()))}
         if self.origins is not None:

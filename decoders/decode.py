@@ -49,8 +49,8 @@ def decode_batch(batch: PayloadBatch, state: DecodeState) -> pa.Table:
     out = RecordBuilder(MESSAGE_SCHEMA)
     state.anomalies.update(batch.anomalies)
     data = batch.data
-    counts = np.full(len(batch), -1, np.int64)  # records per payload (-1: not decoded yet): the transport context
-    # columns are repeated by these
+    # records per payload (-1: not decoded yet); the transport context columns are repeated by these
+    counts = np.full(len(batch), -1, np.int64)
     columns = (np.arange(len(batch)), batch.proto, batch.src, batch.dst, batch.conn, batch.sccp_type, batch.offset,
                batch.length)
     compiled, connections, todo = [], None, None  # compiled: (payloads taken, their content columns) of each pass

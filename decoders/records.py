@@ -5,6 +5,7 @@ Decoders return plain dicts keyed by these column names; ``RecordBuilder`` turns
 one Arrow table, so nothing downstream handles per-message Python objects.
 """
 
+import itertools
 from enum import StrEnum
 
 import numpy as np
@@ -154,3 +155,15 @@ def _column(values: list, type_: pa.DataType) -> pa.Array:
 def timestamps(seconds: np.ndarray) -> pa.Array:
     """Float epoch seconds as a TS column, rounded to the microsecond exactly as ``_column`` does."""
     return pa.array(np.rint(seconds * 1_000_000).astype(np.int64)).cast(TS)
+
+
+def key_codes(index: dict, keys: list) -> tuple[np.ndarray, np.ndarray]:
+    """Each of the distinct ``keys``' code in ``index`` (key -> code), unseen ones numbered next, in order:
+    one dict probe per key. Returns the codes and the positions of the keys numbered now."""
+    codes = np.fromiter(map(index.get, keys, itertools.repeat(-1)), np.int64, len(keys))
+    new = np.flatnonzero(codes < 0)
+    if len(new):
+        first = len(index)
+        codes[new] = np.arange(first, first + len(new))
+        index.update(zip([keys[i] for i in new.tolist()], range(first, first + len(new))))
+    return codes, new

@@ -24,7 +24,6 @@ Vocabulary (``Detect``), all decided on event time:
 The kernel is a pure Numba function over arrays; ``detect_reference`` is its plain-Python twin for tests.
 """
 
-import itertools
 import threading
 from dataclasses import dataclass
 from enum import StrEnum
@@ -37,7 +36,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from decoders.records import TS, EventKind
+from decoders.records import TS, EventKind, key_codes
 
 NOWHERE = -1   # a located event in a cell the catalogue does not know: outside every fence
 OFF = -2       # power off: leaves every fence at once
@@ -444,13 +443,7 @@ class FenceMatcher:
         off = pc.equal(events["event"], EventKind.POWER_OFF.value)
         located = events.filter(pc.and_(pc.is_valid(events["imsi"]), pc.or_(pc.is_valid(events["cell"]), off)))
         encoded = pc.dictionary_encode(located["imsi"].combine_chunks())
-        keys = encoded.dictionary.to_pylist()
-        ids = np.fromiter(map(self.sub_index.get, keys, itertools.repeat(-1)), np.int64, len(keys))
-        new = np.flatnonzero(ids < 0)
-        if len(new):  # first sight of these subscribers: the next free indices, in order
-            first = len(self.sub_index)
-            ids[new] = np.arange(first, first + len(new))
-            self.sub_index.update(zip([keys[i] for i in new.tolist()], range(first, first + len(new))))
+        ids, _ = key_codes(self.sub_index, encoded.dictionary.to_pylist())
         sub = ids[encoded.indices.to_numpy(zero_copy_only=False)] if len(ids) else np.zeros(0, np.int64)
         self.reserve(len(self.sub_index))
         cell = pc.fill_null(pc.index_in(located["cell"], value_set=self._cell_values), NOWHERE)
