@@ -9,9 +9,12 @@ without them (``DecodeState(fast=False)``, every payload through the Python deco
 ``--runs``, the two alternating so that a busy other core slows both alike (tshark: wall time of its process).
 tshark: `tshark -T fields` with the fields sigloc extracts (identity, location, UE IDs), output discarded.
 Prints messages/s for each and the ratios to tshark; `--markdown` prints the docs/benchmarks.md table rows.
+Then the same per protocol, on a copy of the capture with that protocol's frames alone (``tshark -Y bssap -w``, or
+``s1ap``): the decoders + records on its payloads against tshark with the same fields on that copy.
 """
 
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,8 +56,11 @@ def cpu_alternating(runs: int, *fns) -> list[float]:
     return best
 
 
-def tshark_decode(path: Path) -> None:
-    cmd = ["tshark", "-n", "-r", str(path), "-Y", "s1ap or bssap", "-T", "fields"]
+PROTOCOLS = [("BSSAP (BSSMAP + DTAP)", "bssap"), ("S1AP + NAS-EPS", "s1ap")]  # with tshark's display filter
+
+
+def tshark_decode(path: Path, display_filter: str = "s1ap or bssap") -> None:
+    cmd = ["tshark", "-n", "-r", str(path), "-Y", display_filter, "-T", "fields"]
     for name in TSHARK_FIELDS:
         cmd += ["-e", name]
     subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
@@ -62,7 +68,7 @@ def tshark_decode(path: Path) -> None:
 
 def main() -> None:
     args = parser(__doc__).parse_args()
-    rows = []
+    rows, per_protocol = [], []
     for path in captures(args):
         ours, messages = best_of(args.runs, lambda: sigloc_decode(path))
         batches = list(read_payloads(path))
@@ -71,6 +77,18 @@ def main() -> None:
         theirs, _ = best_of(args.runs, lambda: tshark_decode(path))
         rows.append((path.name, messages, messages / ours, messages / fast, messages / python, messages / theirs,
                      theirs / ours, theirs / fast, python / fast))
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, display_filter in PROTOCOLS:
+                alone = Path(tmp) / f"{display_filter}.pcap"
+                subprocess.run(["tshark", "-n", "-r", str(path), "-Y", display_filter, "-F", "pcap", "-w", str(alone)],
+                               stderr=subprocess.DEVNULL, check=True)
+                subset = list(read_payloads(alone))
+                count = sigloc_decode_batches(subset)
+                if not count:
+                    continue
+                (seconds,) = cpu_alternating(args.runs, lambda: sigloc_decode_batches(subset))
+                theirs, _ = best_of(args.runs, lambda: tshark_decode(alone, display_filter))
+                per_protocol.append((path.name, name, count, count / seconds, count / theirs, theirs / seconds))
     header = ("capture", "messages", "sigloc msg/s", "decoders+records msg/s", "Python path msg/s", "tshark msg/s",
               "sigloc / tshark", "decoders+records / tshark", "compiled / Python path")
     if args.markdown:
@@ -84,6 +102,17 @@ def main() -> None:
         for name, n, a, d, p, b, r, rd, rp in rows:
             print(f"{name:<32} {n:>9} {a:>13,.0f} {d:>23,.0f} {p:>18,.0f} {b:>13,.0f} {r:>15.1f}× {rd:>25.1f}× "
                   f"{rp:>22.2f}×")
+    header = ("capture", "protocol", "messages", "decoders+records msg/s", "tshark msg/s", "ratio")
+    if args.markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + " --- |" * len(header))
+        for name, proto, n, ours, theirs, ratio in per_protocol:
+            print(f"| {name} | {proto} | {n} | {ours:,.0f} | {theirs:,.0f} | {ratio:.1f}× |")
+    else:
+        print(f"{header[0]:<32} {header[1]:<22} {header[2]:>9} {header[3]:>23} {header[4]:>13} {header[5]:>7}")
+        for name, proto, n, ours, theirs, ratio in per_protocol:
+            print(f"{name:<32} {proto:<22} {n:>9} {ours:>23,.0f} {theirs:>13,.0f} {ratio:>6.1f}×")
+
 
 if __name__ == "__main__":
     main()
