@@ -28,7 +28,6 @@ from analytics.origin import Origins
 from analytics.schema import (DATABASE, DEFAULT_TTL_DAYS, DEFAULT_TZ, MIGRATIONS, MIGRATIONS_TABLE, TABLES,
                               Layout, migrations_table_ddl)
 from analytics.spool import Spool
-from decoders.records import key_codes
 
 __all__ = ["DATABASE", "Store", "StoreError", "StoreUnreachable"]
 
@@ -79,10 +78,31 @@ def _pseudonym_key(path: Path) -> bytes:
     return bytes.fromhex(path.read_text().strip())
 
 
+PSEUDONYM_HEX = 32  # a pseudonym: the first 16 bytes of the IMSI's HMAC-SHA256, in hex
+
+
+def _digit_keys(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Which ``values`` are digit strings of up to 17 digits (every IMSI), and those as distinct int64 keys:
+    value and length, so that "05" is not "5"."""
+    digits = pc.fill_null(pc.match_substring_regex(values, r"^[0-9]{1,17}$"), False).to_numpy(zero_copy_only=False)
+    numbers = values.filter(digits)
+    keys = pc.add(pc.multiply(pc.cast(numbers, pa.int64()), 32), pc.cast(pc.utf8_length(numbers), pa.int64()))
+    return digits, keys.to_numpy(zero_copy_only=False)
+
+
+def _grown(array: np.ndarray, capacity: int, used: int) -> np.ndarray:
+    """``array`` (a row per IMSI code) with room for ``capacity`` rows, its first ``used`` kept."""
+    out = np.zeros((capacity, *array.shape[1:]), array.dtype)
+    out[:used] = array[:used]
+    return out
+
+
 class _Subjects:
     """One Origins' per-IMSI lookups, integer-coded: the HMAC and the home lookup run once per IMSI (until
-    SUBJECT_CACHE_MAX IMSIs, then the store starts afresh), and a batch is a dict lookup per distinct IMSI plus
-    NumPy takes. The homes are small dictionaries (a few dozen provinces), kept as codes into them."""
+    SUBJECT_CACHE_MAX IMSIs, then the store starts afresh), and a batch costs NumPy searches and takes over its
+    distinct IMSIs: IMSIs are numbered through a sorted array of int64 keys (anything not a digit string, the
+    null included, through a dict), pseudonyms are kept as bytes in a NumPy array, the homes as codes into small
+    dictionaries (a few dozen provinces)."""
 
     HOME_COLUMNS = (("home_country", "country"), ("home_province", "province"), ("home_city", "city"),
                     ("roaming", "roaming"))
@@ -90,38 +110,72 @@ class _Subjects:
     def __init__(self, origins: Origins | None, pseudonym):
         self.origins = origins  # held, so that its id (the cache key) cannot be reused by another Origins
         self.pseudonym = pseudonym
-        self.codes: dict[str | None, int] = {}
-        self.pseudonyms: list[str] = []
+        self.size = 0  # IMSIs numbered
+        self.keys = np.zeros(0, np.int64)   # sorted digit keys (_digit_keys) ...
+        self.key_codes = np.zeros(0, np.int64)  # ... and their codes
+        self.others: dict[str | None, int] = {}  # code of each value that is not a digit string
+        self.pseudonyms = np.zeros((1024, PSEUDONYM_HEX), np.uint8)  # [IMSI code] -> pseudonym bytes
+        self.empty = np.zeros(1024, bool)  # [IMSI code] -> its pseudonym is "" (no IMSI)
         self.values = [{} for _ in self.HOME_COLUMNS]  # per home column: value -> its code
-        self.homes = np.zeros((len(self.HOME_COLUMNS), 1024), np.int32)  # [column, IMSI code] -> value code
+        self.homes = np.zeros((1024, len(self.HOME_COLUMNS)), np.int32)  # [IMSI code, column] -> value code
+
+    def _codes(self, distinct: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """Each distinct value's code, unseen ones numbered next in order; and the positions numbered now."""
+        codes = np.full(len(distinct), -1, np.int64)
+        digits, keys = _digit_keys(distinct)
+        numbers = np.flatnonzero(digits)
+        at = np.minimum(np.searchsorted(self.keys, keys), max(len(self.keys) - 1, 0))
+        if len(self.keys):
+            found = self.keys[at] == keys
+            codes[numbers[found]] = self.key_codes[at[found]]
+        others = np.flatnonzero(~digits)
+        if len(others):
+            names = distinct.take(others).to_pylist()
+            codes[others] = np.fromiter((self.others.get(name, -1) for name in names), np.int64, len(names))
+        new = np.flatnonzero(codes < 0)
+        if len(new):
+            codes[new] = np.arange(self.size, self.size + len(new))
+            self.size += len(new)
+            fresh = codes[numbers] >= codes[new[0]]  # the digit keys numbered now
+            order = np.argsort(keys[fresh])
+            spots = np.searchsorted(self.keys, keys[fresh][order])
+            self.keys = np.insert(self.keys, spots, keys[fresh][order])
+            self.key_codes = np.insert(self.key_codes, spots, codes[numbers[fresh]][order])
+            self.others.update((distinct[i].as_py(), int(codes[i])) for i in others[codes[others] >= codes[new[0]]])
+        return codes, new
 
     def _learn(self, new: list[str | None]) -> None:
-        """Pseudonyms and homes of the IMSIs just numbered (codes len(pseudonyms) onwards)."""
-        first = len(self.pseudonyms)
-        self.pseudonyms.extend(map(self.pseudonym, new))
+        """Pseudonyms and homes of the IMSIs just numbered (the last len(new) codes)."""
+        first = self.size - len(new)
+        if self.size > len(self.empty):
+            self.pseudonyms, self.empty, self.homes = (_grown(a, 2 * self.size, first)
+                                                       for a in (self.pseudonyms, self.empty, self.homes))
+        pseudonyms = [self.pseudonym(x) for x in new]
+        self.empty[first:self.size] = [not p for p in pseudonyms]
+        self.pseudonyms[first:self.size][~self.empty[first:self.size]] = np.frombuffer(
+            "".join(pseudonyms).encode(), np.uint8).reshape(-1, PSEUDONYM_HEX)
         if self.origins is None:
             return
-        if first + len(new) > self.homes.shape[1]:
-            grown = np.zeros((len(self.HOME_COLUMNS), 2 * (first + len(new))), np.int32)
-            grown[:, :first] = self.homes[:, :first]
-            self.homes = grown
         homes = [self.origins.home(x) for x in new]
         for c, ((_, attribute), values) in enumerate(zip(self.HOME_COLUMNS, self.values)):
-            self.homes[c, first:first + len(new)] = [values.setdefault(getattr(h, attribute), len(values))
-                                                     for h in homes]
+            self.homes[first:self.size, c] = [values.setdefault(getattr(h, attribute), len(values)) for h in homes]
 
-    def columns(self, keys: list[str | None], rows: pa.Array) -> dict[str, pa.Array]:
-        """The columns for rows that are ``keys[rows[i]]``."""
-        codes, new = key_codes(self.codes, keys)
+    def columns(self, distinct: pa.Array, rows: pa.Array) -> dict[str, pa.Array]:
+        """The columns for rows that are ``distinct[rows[i]]``."""
+        codes, new = self._codes(distinct)
         if len(new):
-            self._learn([keys[i] for i in new.tolist()])
-        out = {"subscriber": pa.DictionaryArray.from_arrays(
-            rows, pa.array([self.pseudonyms[i] for i in codes.tolist()], pa.string()))}
+            self._learn(distinct.take(pa.array(new)).to_pylist())
+        present = ~self.empty[codes]
+        offsets = np.zeros(len(codes) + 1, np.int32)
+        np.cumsum(present * PSEUDONYM_HEX, out=offsets[1:])
+        text = pa.StringArray.from_buffers(len(codes), pa.py_buffer(offsets),
+                                           pa.py_buffer(self.pseudonyms[codes[present]].tobytes()))
+        out = {"subscriber": pa.DictionaryArray.from_arrays(rows, text)}
         if self.origins is not None:
             rows = rows.to_numpy(zero_copy_only=False)
             for c, ((name, _), values) in enumerate(zip(self.HOME_COLUMNS, self.values)):
                 out[name] = _narrow(pa.DictionaryArray.from_arrays(
-                    pa.array(self.homes[c, codes][rows]), pa.array(list(values), pa.string())))
+                    pa.array(self.homes[codes, c][rows]), pa.array(list(values), pa.string())))
         return out
 
 
@@ -241,17 +295,17 @@ class Store:
     def pseudonym(self, imsi: str | None) -> str:
         if not imsi:
             return ""
-        return hmac.digest(self._key, imsi.encode(), "sha256")[:16].hex()
+        return hmac.digest(self._key, imsi.encode(), "sha256")[:PSEUDONYM_HEX // 2].hex()
 
     def _subjects(self, imsis: pa.ChunkedArray | pa.Array, origins: Origins | None) -> dict[str, pa.Array]:
         """Pseudonym and home columns for the rows' IMSIs, dictionary-encoded over the batch's own distinct IMSIs
         (a batch costs what its distinct IMSIs cost however many the store has seen)."""
         imsis = imsis.combine_chunks() if isinstance(imsis, pa.ChunkedArray) else imsis
         subjects = self._subject_cache.get(id(origins))
-        if subjects is None or len(subjects.codes) > SUBJECT_CACHE_MAX:
+        if subjects is None or subjects.size > SUBJECT_CACHE_MAX:
             subjects = self._subject_cache[id(origins)] = _Subjects(origins, self.pseudonym)
         encoded = pc.dictionary_encode(imsis, null_encoding="encode")  # distinct IMSIs and each row's, one pass
-        return subjects.columns(encoded.dictionary.to_pylist(), encoded.indices)
+        return subjects.columns(encoded.dictionary, encoded.indices)
 
     # -- ingest ---------------------------------------------------------------------------------------
 

@@ -233,6 +233,20 @@ def test_subjects_are_per_row_pseudonyms_and_homes(store_url):
     store.close()
 
 
+def test_subjects_tell_apart_every_kind_of_value(store_url):
+    """IMSIs are numbered through int64 keys, anything else through a dict: "05" is not "5", a value that is not
+    a digit string or too long for a key still gets its own pseudonym, across batches in any order."""
+    store = Store(store_url)
+    origins = Origins(SEGMENTS)
+    odd = ["5", "05", "005", None, "tmsi:17", "460005710000000001234", "46000571000000001", "4600a"]
+    for batch in (odd, odd[::-1], ["05", "x", "5", "46000571000000001", "05"], odd[3:] + odd[:3]):
+        who = {k: v.cast(pa.string()) for k, v in store._subjects(pa.array(batch, pa.string()), origins).items()}
+        assert who["subscriber"].to_pylist() == [store.pseudonym(x) for x in batch]
+        assert who["home_city"].to_pylist() == [origins.home(x).city for x in batch]
+    assert store._subject_cache[id(origins)].size == len(odd) + 1  # each distinct value numbered once
+    store.close()
+
+
 def test_subject_cache_starting_afresh_keeps_every_value(store_url, monkeypatch):
     """Past SUBJECT_CACHE_MAX distinct IMSIs the cache starts afresh: the rows still get their own values."""
     monkeypatch.setattr("analytics.store.SUBJECT_CACHE_MAX", 2)
@@ -243,7 +257,7 @@ def test_subject_cache_starting_afresh_keeps_every_value(store_url, monkeypatch)
         who = {k: v.cast(pa.string()) for k, v in store._subjects(pa.array(batch, pa.string()), origins).items()}
         assert who["subscriber"].to_pylist() == [store.pseudonym(x) for x in batch]
         assert who["home_city"].to_pylist() == [origins.home(x).city for x in batch]
-        assert len(store._subject_cache[id(origins)].codes) <= 2 + len(batch)
+        assert store._subject_cache[id(origins)].size <= 2 + len(batch)
     store.close()
 
 
