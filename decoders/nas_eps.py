@@ -104,7 +104,10 @@ DETACH_TYPES_UE = {1: "eps", 2: "imsi", 3: "combined", 6: "reserved", 7: "reserv
 DETACH_TYPES_NETWORK = {1: "re_attach_required", 2: "re_attach_not_required", 3: "imsi_detach",
                         6: "reserved", 7: "reserved"}
 # §9.9.3.27 service type of the EXTENDED SERVICE REQUEST.
-SERVICE_TYPES = {0: "mo_csfb", 1: "mt_csfb", 2: "mo_csfb_emergency", 4: "packet_services_via_s1"}
+# Service type (§9.9.3.27): the unused values 3, 4 and 9-11 are read as the network must read them.
+SERVICE_TYPES = {0: "mo_csfb", 1: "mt_csfb", 2: "mo_csfb_emergency", 3: "mo_csfb", 4: "mo_csfb",
+                 8: "packet_services_via_s1", 9: "packet_services_via_s1", 10: "packet_services_via_s1",
+                 11: "packet_services_via_s1"}
 
 # Optional IEIs (§8.2 message tables) read here.
 IEI_GUTI, IEI_LAST_VISITED_TAI, IEI_MS_IDENTITY, IEI_EMM_CAUSE = 0x50, 0x52, 0x23, 0x53

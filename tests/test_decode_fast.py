@@ -132,7 +132,8 @@ def _synthetic() -> list[bytes]:
              nas.tracking_area_update_accept(guti, [tai]), nas.tracking_area_update_accept(),
              nas.tracking_area_update_complete(), nas.detach_request_ue(guti=guti),
              nas.detach_request_ue(imsi="460001234567890", switch_off=False, detach_type="eps"), nas.detach_accept(),
-             nas.extended_service_request(0xC0DE0001, 1), nas.guti_reallocation_command(guti, [tai]),
+             *(nas.extended_service_request(0xC0DE0001, service) for service in (1, 4, 5, 8, 11)),
+             nas.guti_reallocation_command(guti, [tai]),
              *(bytes.fromhex(h) for h in _NAS_HEX)]
     messages = plain + [nas.protect(m, header, 5) for m in plain if m[0] == 0x07 for header in (1, 2, 3, 4)]
     messages.append(nas.service_request(1, 5, 0x1234))

@@ -33,7 +33,10 @@ DETACH_UE_NAMES = {**{v: k for k, v in nas_encode.DETACH_TYPES.items()}, 0: "com
 DETACH_NETWORK_NAMES = {0: "re_attach_not_required", 1: "re_attach_required", 2: "re_attach_not_required",
                         3: "imsi_detach", 4: "re_attach_not_required", 5: "re_attach_not_required",
                         6: "reserved", 7: "reserved"}
-SERVICE_NAMES = {0: "mo_csfb", 1: "mt_csfb", 2: "mo_csfb_emergency", 4: "packet_services_via_s1"}
+# tshark's service type values (TS 24.301 §9.9.3.27, the unused ones as the network reads them).
+SERVICE_NAMES = {0: "mo_csfb", 1: "mt_csfb", 2: "mo_csfb_emergency", 3: "mo_csfb", 4: "mo_csfb",
+                 8: "packet_services_via_s1", 9: "packet_services_via_s1", 10: "packet_services_via_s1",
+                 11: "packet_services_via_s1"}
 
 
 @functools.lru_cache(maxsize=1)
@@ -186,6 +189,15 @@ def test_extended_service_request():
     # §8.2.15: service type 1 (mobile terminating CS fallback); M-TMSI as mobile identity 05 f4 c0de0001.
     assert _one("074c0105f4c0de0001", True) == {"proto": "nas-eps", "msg": "extended_service_request",
                                                 "uplink": True, "update_type": "mt_csfb", "m_tmsi": 0xC0DE0001}
+
+
+@pytest.mark.parametrize("octet, service", [(0x08, "packet_services_via_s1"), (0x04, "mo_csfb"),
+                                            (0x0B, "packet_services_via_s1"), (0x05, None)])
+def test_extended_service_request_service_types(octet, service):
+    """§9.9.3.27: 8 is packet services via S1 (pycrate found it read as unknown, and 4 as packet services);
+    the unused values read as the network must read them, reserved ones as none."""
+    record = _one(f"074c{octet:02x}05f412345678", True)
+    assert record.get("update_type") == service and record["m_tmsi"] == 0x12345678
 
 
 def test_identity_response_with_imei():
