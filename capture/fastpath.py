@@ -614,3 +614,24 @@ class Scan:
                 n = 4 if version[f] == 4 else 16
                 name = (data[src[f]:src[f] + n], int(sport[f]), data[dst[f]:dst[f] + n], int(dport[f]))
                 names.append(name if columns == 7 else (*name, int(vtag[f])))
+
+
+@numba.njit(cache=True, nogil=True)
+def lookup(table, keys):
+    """``table.get(key, -1)`` for every key (a negative key: -1): capture.stack's point-code endpoints of a run's
+    SCCP messages."""
+    out = np.full(len(keys), -1, np.int64)
+    for i in range(len(keys)):
+        if keys[i] >= 0:
+            out[i] = table.get(keys[i], -1)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def firsts(ids, n):
+    """For every id in 0..n-1 the first position of ``ids`` holding it (-1 none): a run's flows and SCTP
+    directions in order of appearance, without sorting the run."""
+    out = np.full(n, -1, np.int64)
+    for i in range(len(ids) - 1, -1, -1):
+        out[ids[i]] = i
+    return out

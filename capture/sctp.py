@@ -54,63 +54,94 @@ class _Fragments:
 # SSN or MID and content; a fragment its message key (stream, SSN or MID, U flag; DATA and I-DATA fragments never
 # match each other), its place (TSN or FSN), flags and content.
 WHOLE, DATA_FRAGMENT, I_DATA_FRAGMENT = 0, 1, 2
-# A row of TsnMemory.rings: oldest position, count, then the TSNs and the two signature words, in arrival order.
-_HEAD, _COUNT, _TSNS, _SIG0, _SIG1 = 0, 1, 2, 2 + RECENT_TSNS, 2 + 2 * RECENT_TSNS
-_ROW = 2 + 3 * RECENT_TSNS
+# A row of TsnMemory.rings: oldest position, count, buckets in use, then the TSNs and the two signature words, in
+# arrival order. A row of TsnMemory.tables: where each remembered TSN is in its ring (position + 1; 0 empty, -1 a
+# forgotten one), an open-addressing hash table on the TSN's low bits with linear probing: consecutive TSNs take
+# consecutive buckets, and a TSN forgotten leaves its bucket to the one 8,192 later. Rebuilt from the ring when
+# three quarters of the buckets are in use (forgotten ones included).
+_HEAD, _COUNT, _USED, _TSNS = 0, 1, 2, 3
+_SIG0, _SIG1 = _TSNS + RECENT_TSNS, _TSNS + 2 * RECENT_TSNS
+_ROW = _TSNS + 3 * RECENT_TSNS
+_BUCKETS = 2 * RECENT_TSNS
+_MASK = _BUCKETS - 1
 
 
 @numba.njit(cache=True, nogil=True)
-def _fresh(index, rings, slot, tsn, kind, flags, stream, ssn, order, crc):
+def _bucket(row, table, tsn):
+    """(bucket, found): the bucket holding ``tsn``, or else the bucket it would go in (the first forgotten or the
+    empty one on its probe path)."""
+    h, free = tsn & _MASK, -1
+    while table[h]:
+        if table[h] < 0:
+            if free < 0:
+                free = h
+        elif row[_TSNS + table[h] - 1] == tsn:
+            return h, True
+        h = (h + 1) & _MASK
+    return (free if free >= 0 else h), False
+
+
+@numba.njit(cache=True, nogil=True)
+def _rebuild(row, table):
+    table[:] = 0
+    for i in range(row[_COUNT]):
+        at = (row[_HEAD] + i) % RECENT_TSNS
+        h = row[_TSNS + at] & _MASK
+        while table[h]:
+            h = (h + 1) & _MASK
+        table[h] = at + 1
+    row[_USED] = row[_COUNT]
+
+
+@numba.njit(cache=True, nogil=True)
+def _fresh(rings, tables, slot, tsn, kind, flags, stream, ssn, order, crc):
     """False for a retransmission: a TSN the direction in ``slot`` saw with the same signature. The same TSN with
     another chunk is not one (a restarted sender, or a capture stitched or synthesised with constant TSNs): it is
     kept, in the TSN's place. A new TSN is remembered, the oldest of ``RECENT_TSNS`` forgotten."""
     s0 = (kind << 56) | (flags << 48) | (stream << 32) | ssn
     s1 = (order << 32) | crc
-    row = rings[slot]
-    key = slot << 32 | tsn
-    at = index.get(key, -1)
-    if at >= 0:
+    row, table = rings[slot], tables[slot]
+    h, found = _bucket(row, table, tsn)
+    if found:
+        at = table[h] - 1
         if row[_SIG0 + at] == s0 and row[_SIG1 + at] == s1:
             return False
         row[_SIG0 + at], row[_SIG1 + at] = s0, s1
         return True
     head, count = row[_HEAD], row[_COUNT]
     if count == RECENT_TSNS:
-        del index[slot << 32 | row[_TSNS + head]]
+        table[_bucket(row, table, row[_TSNS + head])[0]] = -1
         head = (head + 1) % RECENT_TSNS
         count -= 1
         row[_HEAD] = head
+        h = _bucket(row, table, tsn)[0]  # the bucket just forgotten may come first on the TSN's path
     at = (head + count) % RECENT_TSNS
     row[_TSNS + at], row[_SIG0 + at], row[_SIG1 + at] = tsn, s0, s1
     row[_COUNT] = count + 1
-    index[key] = at
+    if not table[h]:
+        row[_USED] += 1
+    table[h] = at + 1
+    if row[_USED] > _BUCKETS * 3 // 4:
+        _rebuild(row, table)
     return True
 
 
 @numba.njit(cache=True, nogil=True)
-def _fresh_many(index, rings, slot, tsn, kind, flags, stream, ssn, order, crc):
+def _fresh_many(rings, tables, slot, tsn, kind, flags, stream, ssn, order, crc):
     out = np.empty(len(slot), np.bool_)
     for i in range(len(slot)):
-        out[i] = _fresh(index, rings, slot[i], tsn[i], kind[i], flags[i], stream[i], ssn[i], order[i], crc[i])
+        out[i] = _fresh(rings, tables, slot[i], tsn[i], kind[i], flags[i], stream[i], ssn[i], order[i], crc[i])
     return out
 
 
-@numba.njit(cache=True, nogil=True)
-def _forget(index, rings, slot):
-    row = rings[slot]
-    for i in range(row[_COUNT]):
-        del index[slot << 32 | row[_TSNS + (row[_HEAD] + i) % RECENT_TSNS]]
-    row[_HEAD] = row[_COUNT] = 0
-
-
 class TsnMemory:
-    """Every direction's recently seen TSNs (RFC 9260 §6.3.3 retransmissions): a row of ``rings`` per direction slot
-    and one typed dict (slot << 32 | TSN -> place in the row), read and written by compiled code one chunk at a time
-    (``fresh``, the per-frame path) or for a run's chunks in order (``fresh_many``, capture.stack's fast path)."""
+    """Every direction's recently seen TSNs (RFC 9260 §6.3.3 retransmissions): a row of ``rings`` and one of
+    ``tables`` per direction slot, read and written by compiled code one chunk at a time (``fresh``, the per-frame
+    path) or for a run's chunks in order (``fresh_many``, capture.stack's fast path)."""
 
     def __init__(self):
-        self.index = numba.typed.Dict.empty(numba.types.int64, numba.types.int64)
         self.rings = np.empty((16, _ROW), np.int64)
+        self.tables = np.empty((16, _BUCKETS), np.int16)
         self._free: list[int] = []
         self._used = 0
 
@@ -119,25 +150,28 @@ class TsnMemory:
         if self._free:
             slot = self._free.pop()
         else:
-            if self._used == len(self.rings):
-                self.rings = np.concatenate((self.rings, np.empty_like(self.rings)))
+            if self._used == len(self.rings):  # doubled; the new rows' pages are touched only once used
+                rings = np.empty((2 * len(self.rings), _ROW), np.int64)
+                tables = np.empty((2 * len(self.rings), _BUCKETS), np.int16)
+                rings[:self._used], tables[:self._used] = self.rings, self.tables
+                self.rings, self.tables = rings, tables
             slot, self._used = self._used, self._used + 1
-        self.rings[slot, _HEAD] = self.rings[slot, _COUNT] = 0
+        self.rings[slot, _HEAD] = self.rings[slot, _COUNT] = self.rings[slot, _USED] = 0
+        self.tables[slot] = 0
         return slot
 
     def close(self, slot: int) -> None:
-        _forget(self.index, self.rings, slot)
         self._free.append(slot)
 
     def fresh(self, slot: int, tsn: int, kind: int, flags: int, stream: int, ssn: int, order: int, crc: int) -> bool:
         """Whether a chunk is not a retransmission (remembering it): ``kind`` WHOLE (``flags`` and ``order`` 0),
         DATA_FRAGMENT or I_DATA_FRAGMENT; ``ssn`` the SSN or MID, ``order`` a fragment's TSN or FSN, ``crc`` the
         CRC-32 of its payload."""
-        return _fresh(self.index, self.rings, slot, tsn, kind, flags, stream, ssn, order, crc)
+        return _fresh(self.rings, self.tables, slot, tsn, kind, flags, stream, ssn, order, crc)
 
     def fresh_many(self, slot, tsn, kind, flags, stream, ssn, order, crc) -> np.ndarray:
         """``fresh`` for columns of chunks (int64 arrays), in order."""
-        return _fresh_many(self.index, self.rings, slot, tsn, kind, flags, stream, ssn, order, crc)
+        return _fresh_many(self.rings, self.tables, slot, tsn, kind, flags, stream, ssn, order, crc)
 
 
 class _Direction:

@@ -21,6 +21,7 @@ import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from capture import m2ua, m3ua, mtp2, sccp
@@ -30,7 +31,8 @@ from capture.ipa import IPA_TCP_PORTS, IpaLayer, tcp_ports
 from capture.link import LINKTYPE_ETHERNET, ip_start
 from capture.mtp3 import POINT_CODE_OCTETS, SI_SCCP, STANDARD_ITU, MtpStandards, point_code, routing_label
 from capture.payloads import PROTO_BSSAP, PROTO_BSSAP_LE, PROTO_S1AP, PayloadBatch
-from capture.fastpath import FAST, SLOW, WHAT_M2UA, WHAT_S1AP, Scan, crc32s, gather, sccp_fields, sweeps
+from capture.fastpath import (FAST, SLOW, WHAT_M2UA, WHAT_S1AP, Scan, crc32s, firsts, gather, lookup, sccp_fields,
+                              sweeps)
 from capture.pcap import Frames, read_frames, read_packets
 from capture.sccp import CONNECTION_IDLE, SCCP_DT1, SCCP_DT2, SCCP_UDT, SCCP_XUDT
 from capture.sctp import DATA_FRAGMENT, FLAG_U, MAX_DIRECTIONS, WHOLE, SctpLayer
@@ -114,6 +116,7 @@ class Stack:
         self.endpoints: list[str] = []
         self.associations: list[str] = []
         self._endpoint_index: dict[tuple, int] = {}
+        self._pc_ends = numba.typed.Dict.empty(numba.types.int64, numba.types.int64)  # _SccpRead's view of them
         self._association_index: dict[tuple, int] = {}
         self._flows: dict[tuple, tuple[int, int, int]] = {}
         self._reset()
@@ -164,8 +167,8 @@ class Stack:
         c0, c1 = np.searchsorted(scan.c_frame, (lo, hi))
         chunks = np.arange(c0, c1)
         fragment = scan.c_flags[chunks] & 0x03 != 0x03
-        if fragment.any() and len(sctp._directions) + len(np.unique(scan.direction[scan.c_frame[chunks]])) \
-                > MAX_DIRECTIONS:  # directions evicted mid-run would lose fragments _fresh saw: frame by frame
+        if fragment.any() and len(sctp._directions) + int(
+                (firsts(scan.direction[scan.c_frame[chunks]], len(scan.directions)) >= 0).sum()) > MAX_DIRECTIONS:  # directions evicted mid-run would lose fragments _fresh saw: frame by frame
             self._frame_by_frame(base, frames, lo, hi)
             return
         fast = lo + np.flatnonzero(scan.cls[lo:hi] == FAST)
@@ -196,42 +199,40 @@ class Stack:
         # Endpoints and associations are numbered as they first appear: walk the chunks that can create them (a
         # flow not seen before; M3UA and M2UA, whose point codes are endpoints too; a message completed by a
         # fragment) in order. SCCP over M3UA on a flow, point-code layout and point codes already known is read by
-        # the compiled pass instead (_sccp_run).
-        flows, first = np.unique(flow, return_index=True)
-        new = [i for f, i in zip(flows.tolist(), first.tolist()) if scan.flows[f] not in self._flows]
+        # the compiled pass instead (_SccpRead), in segments between the chunks walked here.
+        first = firsts(flow, len(scan.flows))
+        new = [int(first[f]) for f in np.flatnonzero(first >= 0).tolist() if scan.flows[f] not in self._flows]
         completed = np.isin(chunks, list(whole)) if whole else np.zeros(len(chunks), bool)
-        m3ua_sccp = scan.c_opc[chunks] >= 0
-        walk = np.union1d(np.flatnonzero(m3ua_sccp | (what == WHAT_M2UA) | completed), new).astype(np.int64)
-        at, read, window, sccp_read, known = 0, 0, len(walk), None, None
-        while at < len(walk):
-            if sccp_read is None or at - read >= len(sccp_read):
-                if sccp_read is not None:
-                    sccp_read.emit(self, at - read)
-                read, take = at, chunks[walk[at:at + window]]
-                sccp_read, known = _SccpRead(base, frames, scan, take, self._sccp_fields(scan, take)), self._known()
-            ready = sccp_read.ready[at - read:]
-            end = int(np.argmin(ready)) if not ready.all() else len(ready)
-            if end:
-                sccp_read.track(self, at - read, at - read + end)
-                at += end
-            if end < len(ready):
-                c = int(chunks[walk[at]])
-                f = int(scan.c_frame[c])
-                self._walk(scan, view, base + f, float(frames.ts[f]), int(scan.flow[f]), int(scan.c_what[c]),
-                           (base + f) << 9 | int(scan.c_order[c]), int(scan.c_opc[c]), int(scan.c_dpc[c]),
-                           int(scan.c_user[c]), int(scan.c_user_len[c]), int(scan.c_start[c]), int(scan.c_len[c]),
-                           whole.get(c))
-                at += 1
-                if self._known() != known:  # the walk taught the stack a flow, endpoint or layout: read again,
-                    sccp_read.emit(self, at - read)  # as far ahead as the last read went, twice
-                    sccp_read, window = None, max(64, 2 * end)
-        if sccp_read is not None:
-            sccp_read.emit(self, at - read)
+        walked = (scan.c_opc[chunks] >= 0) | (what == WHAT_M2UA) | (completed & (what != WHAT_S1AP))
+        walked[new] = True
+        walk = np.flatnonzero(walked)
+        if len(walk):
+            read, at = _SccpRead(self, base, frames, scan, chunks[walk]), 0
+            while at < len(read):
+                stop = read.next_walked(self, at)
+                if stop > at:
+                    read.track(self, at, stop)
+                if stop < len(read):
+                    c = int(chunks[walk[stop]])
+                    f = int(scan.c_frame[c])
+                    self._walk(scan, view, base + f, float(frames.ts[f]), int(scan.flow[f]), int(scan.c_what[c]),
+                               (base + f) << 9 | int(scan.c_order[c]), int(scan.c_opc[c]), int(scan.c_dpc[c]),
+                               int(scan.c_user[c]), int(scan.c_user_len[c]), int(scan.c_start[c]),
+                               int(scan.c_len[c]), whole.get(c))
+                at = stop + 1
+            read.emit(self)
+        for i in np.flatnonzero(completed & ~walked).tolist():  # S1AP completed by a fragment; its flow is known now
+            c = int(chunks[i])
+            f = int(scan.c_frame[c])
+            self._walk(scan, view, base + f, float(frames.ts[f]), int(scan.flow[f]), WHAT_S1AP,
+                       (base + f) << 9 | int(scan.c_order[c]), -1, -1, 0, 0, 0, 0, whole[c])
         s1ap = (what == WHAT_S1AP) & ~completed
         if s1ap.any():
             chunks, frame = chunks[s1ap], frame[s1ap]
-            flows, inverse = np.unique(flow[s1ap], return_inverse=True)
-            known = np.array([self._flows[scan.flows[f]] for f in flows.tolist()], np.int32)[inverse.ravel()]
+            known = np.zeros((len(scan.flows), 3), np.int32)
+            for f in np.flatnonzero(np.bincount(flow[s1ap], minlength=len(scan.flows))).tolist():
+                known[f] = self._flows[scan.flows[f]]
+            known = known[flow[s1ap]]
             n = len(chunks)
             self._fast.append(((base + frame) << 9 | scan.c_order[chunks], base + frame, frames.ts[frame],
                                np.full(n, PROTO_S1AP), known[:, 2], known[:, 0], known[:, 1], np.full(n, -1),
@@ -240,7 +241,7 @@ class Stack:
         return applied
 
     def _known(self) -> tuple[int, int, int]:
-        """How much the stack knows that ``_sccp_fields`` depends on (each only grows)."""
+        """How much the stack knows that an ``_SccpRead``'s readiness depends on (each only grows)."""
         return len(self._flows), len(self.endpoints), self.mtp.learnt()
 
     def _reassemble(self, frames, scan, chunks, fast, swept) -> tuple[float, dict]:
@@ -262,29 +263,6 @@ class Stack:
             if done is not None:
                 whole[c] = done[0]
         return applied, whole
-
-    def _sccp_fields(self, scan: Scan, chunks: np.ndarray) -> tuple:
-        """For these chunks of a run: whether each is SCCP over M3UA that the compiled pass can take as the stack is
-        now (its flow, its association's point-code layout and both point-code endpoints known; a message
-        ``sccp_fields`` reads), then its association, source and destination endpoints and ``sccp_fields``."""
-        flows, flow = np.unique(scan.flow[scan.c_frame[chunks]], return_inverse=True)
-        flow = flow.ravel()
-        known = [self._flows.get(scan.flows[f], (-1, -1, -1)) for f in flows.tolist()]
-        standards = [self.mtp.known(k[2]) if k[2] >= 0 else None for k in known]
-        opc = scan.c_opc[chunks]
-        octets = np.array([POINT_CODE_OCTETS.get(s, 0) for s in standards], np.int64)[flow]
-        octets[opc < 0] = 0
-        endpoint = self._endpoint_index.get
-        ends = []
-        for pcs in (opc, np.where(opc >= 0, scan.c_dpc[chunks], -1)):  # c_dpc is set for SCCP over M3UA only
-            pairs, inverse = np.unique(flow << 32 | (pcs & 0xFFFFFFFF), return_inverse=True)
-            ends.append(np.array([endpoint(("pc", pair & 0xFFFFFFFF, standards[pair >> 32]), -1)
-                                  if pair & 0xFFFFFFFF != 0xFFFFFFFF else -1 for pair in pairs.tolist()],
-                                 np.int64)[inverse.ravel()])
-        fields = sccp_fields(scan.buf, scan.c_user[chunks], scan.c_user_len[chunks], octets)
-        ready = fields[0] & (ends[0] >= 0) & (ends[1] >= 0)
-        assoc = np.array([k[2] for k in known], np.int64)[flow]
-        return (ready, assoc, ends[0], ends[1], *fields[1:])
 
     def _walk(self, scan, view, frame, ts, flow, what, key, opc, dpc, user, user_len, start, length,
               message=None) -> None:
@@ -314,16 +292,17 @@ class Stack:
             np.int64), scan.c_stream[chunks], scan.c_ssn[chunks], np.where(fragment, tsn, 0),
             crc32s(scan.buf, scan.c_start[chunks], scan.c_len[chunks]))
         directions = scan.direction[scan.c_frame[chunks]]
-        ids, first, inverse = np.unique(directions, return_index=True, return_inverse=True)
+        first = firsts(directions, len(scan.directions))
+        ids = np.flatnonzero(first >= 0)
         if len(sctp._directions) + len(ids) > MAX_DIRECTIONS:
             fresh = np.ones(len(chunks), bool)
             for i, (d, *chunk) in enumerate(zip(directions.tolist(), *(c.tolist() for c in columns))):
                 fresh[i] = sctp.seen.fresh(sctp._direction(*scan.directions[d]).slot, *chunk)
             return self._count_duplicates(fresh)
-        slots = np.empty(len(ids), np.int64)
-        for n in np.argsort(first).tolist():
-            slots[n] = sctp._direction(*scan.directions[ids[n]]).slot
-        return self._count_duplicates(sctp.seen.fresh_many(slots[inverse.ravel()], *columns))
+        slots = np.empty(len(scan.directions), np.int64)
+        for d in ids[np.argsort(first[ids])].tolist():
+            slots[d] = sctp._direction(*scan.directions[d]).slot
+        return self._count_duplicates(sctp.seen.fresh_many(slots[directions], *columns))
 
     def _count_duplicates(self, fresh: np.ndarray) -> np.ndarray:
         """Count the chunks ``fresh`` rejects as ``sctp.duplicate_tsn``, as SctpLayer.packet does."""
@@ -475,7 +454,8 @@ class Stack:
         key = ("pc", pc, standard)
         index = self._endpoint_index.get(key)
         if index is None:
-            index = self._endpoint_index[key] = len(self.endpoints)
+            index = self._endpoint_index[key] = self._pc_ends[POINT_CODE_OCTETS[standard] << 32 | pc] = \
+                len(self.endpoints)
             self.endpoints.append(f"pc:{point_code(pc, standard)}")
         return index
 
@@ -529,31 +509,115 @@ class Stack:
 
 
 class _SccpRead:
-    """The SCCP messages of one ``sccp_fields`` read over a window of a run's chunks: through the connection
-    tracker (and a DT1 M-bit sequence through its reassembly) one message at a time, a segment at a time in chunk
-    order between the chunks walked in Python; the payload columns of the read in bulk once it is done."""
+    """The chunks of a run that ``Stack._chunks`` walks, in order, with SCCP over M3UA among them read by the
+    compiled pass (``sccp_fields``): a message is *ready* once its flow, its association's point-code layout and
+    both point-code endpoints are known; ready ones go through the connection tracker (an M-bit sequence through its
+    reassembly) a segment at a time, the others are walked in Python. What the stack knows only grows, so a message
+    not ready is looked at again only when the walk comes near it, and parsed again only once its layout is known
+    (``next_walked``); the payload columns of the ready ones are emitted in bulk at the end (``emit``)."""
 
-    def __init__(self, base: int, frames: Frames, scan: Scan, chunks: np.ndarray, fields: tuple):
-        (self.ready, self.assoc, self.src, self.dst, self.kind, src_ref, dst_ref, ssn, called_ssn, self.data,
-         self.data_len, self.more, self.shaped) = fields
+    def __init__(self, stack: "Stack", base: int, frames: Frames, scan: Scan, chunks: np.ndarray):
         frame = scan.c_frame[chunks]
         self.frame = base + frame
         self.keys = self.frame << 9 | scan.c_order[chunks]
         self.ts = frames.ts[frame]
         self.buf = scan.buf
         self.view = memoryview(frames.data)
-        self.columns = (self.kind, self.src, self.dst, src_ref, dst_ref, ssn, called_ssn, self.ts, self.more)
+        self.user, self.user_len = scan.c_user[chunks], scan.c_user_len[chunks]
+        opc = scan.c_opc[chunks]
         n = len(chunks)
+        # Per flow of the block (association, point-code octets: 0 while its layout is unknown), as far as known.
+        self.flow = scan.flow[frame]
+        self._flow_keys = scan.flows
+        self._flow_assoc = np.full(len(scan.flows), -1, np.int64)
+        self._flow_octets = np.zeros(len(scan.flows), np.int64)
+        self._unknown = np.flatnonzero(np.bincount(self.flow, minlength=len(scan.flows))).tolist()
+        self.opc, self.dpc = opc, scan.c_dpc[chunks]  # c_dpc is set for SCCP over M3UA only
+        self._known = None
+        self.octets = np.zeros(n, np.int64)
+        (self.ok, self.kind, src_ref, dst_ref, ssn, called_ssn, self.data, self.data_len, self.more,
+         self.shaped) = sccp_fields(self.buf, self.user, self.user_len, self.octets)  # nothing read yet: octets 0
+        self.assoc, self.src, self.dst = (np.full(n, -1, np.int64) for _ in range(3))
+        self.ready = np.zeros(n, np.bool_)
+        self.columns = (self.kind, self.src, self.dst, src_ref, dst_ref, ssn, called_ssn, self.ts, self.more)
         # what the tracker says: connection id, SSN (the message's own where it found none), slot, M-bit sequence
         self.tracked = (np.full(n, -1, np.int64), ssn.copy(), np.full(n, -1, np.int64), np.zeros(n, np.bool_))
         self.lengths = self.data_len.copy()
+        m3ua = np.flatnonzero(opc >= 0)
+        self._always = np.flatnonzero(opc < 0)  # never SCCP the compiled pass reads: always walked
+        self._pending = m3ua[~self._check(stack, m3ua)]  # not ready as of the run's start
+        self._checked = 0  # pending[:checked] were looked at since the stack last learnt something
 
     def __len__(self) -> int:
         return len(self.ready)
 
+    def next_walked(self, stack: "Stack", at: int) -> int:
+        """The first message from ``at`` on that is not ready (the run's length: none), the pending ones before it
+        made ready; looks at pending messages in slices that double while they turn out ready."""
+        limit = self._always[np.searchsorted(self._always, at):][:1]
+        limit = int(limit[0]) if len(limit) else len(self)
+        pending = self._pending
+        i, step = int(np.searchsorted(pending, at)), 64
+        while i < len(pending) and pending[i] < limit:
+            if stack._known() != self._known:
+                self._checked = i
+            rows = pending[i:i + step]
+            rows = rows[:np.searchsorted(rows, limit)]
+            if i + len(rows) <= self._checked:
+                ready = self.ready[rows]
+            else:
+                ready = self._check(stack, rows)
+                self._checked = i + len(rows)
+            if not ready.all():
+                return int(rows[np.argmin(ready)])
+            i, step = i + len(rows), 2 * step
+        return limit
+
+    def _check(self, stack: "Stack", rows: np.ndarray) -> np.ndarray:
+        """Whether messages ``rows`` are ready as the stack is now: the messages whose layout became known parsed
+        (``sccp_fields``), association and endpoints looked up."""
+        self._learn(stack)
+        octets = self._flow_octets[self.flow[rows]]
+        changed = rows[octets != self.octets[rows]]
+        if len(changed):
+            self.octets[changed] = self._flow_octets[self.flow[changed]]
+            fields = sccp_fields(self.buf, self.user[changed], self.user_len[changed], self.octets[changed])
+            columns = self.columns
+            for column, values in zip((self.ok, self.kind, columns[3], columns[4], columns[5], columns[6],
+                                       self.data, self.data_len, self.more, self.shaped), fields):
+                column[changed] = values
+            self.tracked[1][changed] = columns[5][changed]
+            self.lengths[changed] = self.data_len[changed]
+        self.assoc[rows] = self._flow_assoc[self.flow[rows]]
+        octets <<= 32
+        src = lookup(stack._pc_ends, np.where(octets > 0, octets | self.opc[rows], -1))
+        dst = lookup(stack._pc_ends, np.where(octets > 0, octets | self.dpc[rows], -1))
+        self.src[rows], self.dst[rows] = src, dst
+        ready = self.ready[rows] = self.ok[rows] & (src >= 0) & (dst >= 0)
+        return ready
+
+    def _learn(self, stack: "Stack") -> None:
+        """What the stack learnt since the last look: associations and point-code layouts of the run's flows (the
+        point-code endpoints are looked up in ``Stack._pc_ends`` by ``_check``)."""
+        known = stack._known()
+        if known == self._known:
+            return
+        self._known = known
+        still = []
+        for f in self._unknown:
+            found = stack._flows.get(self._flow_keys[f])
+            standard = None if found is None else stack.mtp.known(found[2])
+            if found is not None:
+                self._flow_assoc[f] = found[2]
+            if standard is None:
+                still.append(f)
+            else:
+                self._flow_octets[f] = POINT_CODE_OCTETS[standard]
+        self._unknown = still
+
     def track(self, stack: "Stack", lo: int, hi: int) -> None:
-        """Messages ``lo``..``hi`` (all read by ``sccp_fields``): connection-oriented ones through the compiled
-        tracker at once, then the DT1s of M-bit sequences through its reassembly, in order."""
+        """Messages ``lo``..``hi`` (all ready): connection-oriented ones through the compiled tracker at once, then
+        the DT1s of M-bit sequences through its reassembly, in order."""
         connections = stack.connections
         connections.track_many(self.columns, lo, hi, self.tracked)
         conn, ssn, slot, join = self.tracked
@@ -570,9 +634,9 @@ class _SccpRead:
             stack._sccp_emit(int(self.frame[i]), float(self.ts[i]), int(self.assoc[i]), int(self.src[i]),
                              int(self.dst[i]), found.id, found.ssn, SCCP_DT1, payload)
 
-    def emit(self, stack: "Stack", upto: int) -> None:
-        """The payload columns of the tracked messages among the first ``upto``."""
-        mine = np.flatnonzero(self.ready[:upto])
+    def emit(self, stack: "Stack") -> None:
+        """The payload columns of the ready messages (all tracked once the walk is through)."""
+        mine = np.flatnonzero(self.ready)
         if not len(mine):
             return
         ssn = self.tracked[1][mine]
