@@ -173,7 +173,14 @@ def capture(interface, fmt, output, source, ring_dir, bpf, duration, packets, mt
                    "packet.")
 @click.option("--fragment-share", default=0.01, show_default=True,
               help="Share of messages split into 2-3 SCTP DATA fragments (larger than a packet: always).")
-def simulate(out_dir, subscribers, hours, seed, share_4g, bundle_share, fragment_share):
+@click.option("--a-transport", type=click.Choice(["m3ua", "ipa"]), default="m3ua", show_default=True,
+              help="A interface over M3UA/SCTP, or IPA/SCCPlite over TCP (port 5000).")
+@click.option("--point-codes", type=click.Choice(["itu", "24bit"]), default="itu", show_default=True,
+              help="A-interface point codes: 14-bit ITU, or 24-bit (8-8-8; SCCP addresses then SSN-only).")
+@click.option("--malformed-share", default=0.0, show_default=True,
+              help="Share of SCTP packets followed by a damaged copy (truncated chunk, bad chunk length).")
+def simulate(out_dir, subscribers, hours, seed, share_4g, bundle_share, fragment_share, a_transport, point_codes,
+             malformed_share):
     """Write a synthetic city's capture (A + S1), ground truth, cell catalogue, fence and number segments."""
     from simulator.pcap import SctpPacking  # noqa: PLC0415  (only this command needs the simulator)
     from simulator.scenario import simulate as run  # noqa: PLC0415
@@ -181,8 +188,11 @@ def simulate(out_dir, subscribers, hours, seed, share_4g, bundle_share, fragment
         task = bar.add_task("simulating", total=subscribers)
         info = run(out_dir, subscribers=subscribers, hours=hours, seed=seed, share_4g=share_4g,
                    packing=SctpPacking(bundle_share=bundle_share, fragment_share=fragment_share),
+                   a_transport=a_transport, point_codes=point_codes, malformed_share=malformed_share,
                    progress=lambda n, total: bar.update(task, completed=n))
     click.echo(f"{info['messages']} messages for {info['subscribers']} subscribers in {info['capture']}")
+    if info["malformed"]:
+        click.echo("malformed packets inserted: " + ", ".join(f"{k} {v}" for k, v in sorted(info["malformed"].items())))
 
 
 @cli.group()

@@ -1,10 +1,12 @@
-"""Real captures from the simulator: classic pcap over Ethernet II / IPv4 / SCTP, with M3UA and SCCP for the A-interface.
+"""Real captures from the simulator: classic pcap over Ethernet II / IPv4 / SCTP, with M3UA and SCCP for the A-interface
+(or IPA/SCCPlite over TCP).
 
 Layers, each encoded here because nothing below the signaling protocols is interesting to simulate:
 pcap (libpcap classic format, µs timestamps, LINKTYPE_ETHERNET), IPv4 (RFC 791), SCTP (RFC 9260: one association per
 link, opened with a four-way handshake before the first DATA so a dissector sees a proper association; CRC32c checksum,
 App. B), M3UA (RFC 4666 §3.3.1 DATA with Protocol Data, after ASP Up / ASP Active so the association looks like a live
-one), SCCP (ITU-T Q.713 §4: UDT, CR, CC, DT1, RLSD, RLC).
+one), SCCP (ITU-T Q.713 §4: UDT, CR, CC, DT1, RLSD, RLC); for SCCPlite, TCP (RFC 9293: three-way handshake before
+the first segment, sequence and acknowledgement numbers per direction, checksum) carrying IPA messages (stream 0xFD).
 
 The simulator hands messages over subscriber by subscriber; ``PcapWriter`` spools them to disk by minute and writes
 the frames in time order with a Numba kernel (headers, counters, checksums; some messages bundled, some fragmented,
@@ -62,8 +64,11 @@ def crc32c(data: bytes) -> int:
 
 
 # Kinds of wire record: a message that goes into one DATA chunk, or control chunks written as they are (INIT,
-# the only one sent with verification tag 0, and the other handshake chunks).
-DATA, CHUNKS, CHUNKS_NO_TAG = 0, 1, 2
+# the only one sent with verification tag 0, and the other handshake chunks), or a TCP segment (its flags in the
+# record's stream field, its payload the segment's data).
+DATA, CHUNKS, CHUNKS_NO_TAG, SEGMENT = 0, 1, 2, 3
+TCP_SYN, TCP_PSH, TCP_ACK = 0x02, 0x08, 0x10
+PROTO_TCP, PROTO_SCTP = 6, 132
 BUCKET_S = 60.0              # the spool keeps the records of each minute of capture apart
 SPOOL_RECORDS = 1 << 19      # records held in memory before the spool writes them to its files
 _FRAME_OVERHEAD = 16 + 14 + 20 + 12 + 16 + 3  # pcap record, Ethernet, IPv4, SCTP common header, DATA header, pad
@@ -96,10 +101,9 @@ class SctpPacking:
 
 
 @numba.njit(cache=True)
-def _packet(out, at, ts_us, d, chunks, tag, heads, ip_ids, ip_sums) -> int:
-    """pcap record header, Ethernet, IPv4 and the SCTP common header (checksum 0 for now) of a packet carrying
-    ``chunks`` octets of chunks; return where the SCTP header starts."""
-    total = 20 + 12 + chunks
+def _ipv4(out, at, ts_us, d, total, proto, heads, ip_ids, ip_sums) -> int:
+    """pcap record header, Ethernet and IPv4 header (RFC 791, with its checksum) of a ``total``-octet IPv4 packet
+    of protocol ``proto``; return where the IPv4 payload starts."""
     frame = 14 + total
     sec, usec = ts_us // 1_000_000, ts_us % 1_000_000
     for k in range(4):  # pcap record header, little-endian: seconds, µs, captured and original length
@@ -119,10 +123,17 @@ def _packet(out, at, ts_us, d, chunks, tag, heads, ip_ids, ip_sums) -> int:
     out[ip + 1] = 0
     out[ip + 2], out[ip + 3] = total >> 8, total & 0xFF
     out[ip + 4], out[ip + 5] = ip_ids[d] >> 8, ip_ids[d] & 0xFF
-    out[ip + 6], out[ip + 7], out[ip + 8], out[ip + 9] = 0x40, 0, 64, 132
+    out[ip + 6], out[ip + 7], out[ip + 8], out[ip + 9] = 0x40, 0, 64, proto
     out[ip + 10], out[ip + 11] = s >> 8, s & 0xFF
     out[ip + 12:ip + 20] = heads[d, 14:22]
-    sc = ip + 20
+    return ip + 20
+
+
+@numba.njit(cache=True)
+def _packet(out, at, ts_us, d, chunks, tag, heads, ip_ids, ip_sums) -> int:
+    """pcap record header, Ethernet, IPv4 and the SCTP common header (checksum 0 for now) of a packet carrying
+    ``chunks`` octets of chunks; return where the SCTP header starts."""
+    sc = _ipv4(out, at, ts_us, d, 20 + 12 + chunks, PROTO_SCTP, heads, ip_ids, ip_sums)
     out[sc:sc + 4] = heads[d, 22:26]
     for k in range(4):
         out[sc + 4 + k] = (tag >> (24 - 8 * k)) & 0xFF
@@ -160,6 +171,41 @@ def _checksum(out, sc, end, crc_table) -> None:
 
 
 @numba.njit(cache=True)
+def _segment(out, at, ts_us, d, flags, blob, first, first_n, src, n, heads, seqs, peer, ip_ids, ip_sums) -> int:
+    """One TCP segment (RFC 9293 §3.1: 20-octet header, window 65535, checksum over the pseudo-header) from
+    direction ``d`` with ``first_n`` octets of ``blob`` at ``first`` (an earlier record sharing the segment; 0:
+    none) then ``n`` at ``src``. Its sequence number is the sender's next, its acknowledgement the peer's next
+    (with ACK set); the sender's next advances by the data and by one for a SYN. Return where the frame ends."""
+    m = first_n + n
+    tcp = _ipv4(out, at, ts_us, d, 20 + 20 + m, PROTO_TCP, heads, ip_ids, ip_sums)
+    seq = seqs[d]
+    ack = seqs[peer] if flags & TCP_ACK else 0
+    seqs[d] = (seq + m + (1 if flags & TCP_SYN else 0)) & 0xFFFFFFFF
+    out[tcp:tcp + 4] = heads[d, 22:26]
+    for k in range(4):
+        out[tcp + 4 + k] = (seq >> (24 - 8 * k)) & 0xFF
+        out[tcp + 8 + k] = (ack >> (24 - 8 * k)) & 0xFF
+    out[tcp + 12], out[tcp + 13], out[tcp + 14], out[tcp + 15] = 0x50, flags, 0xFF, 0xFF
+    out[tcp + 16], out[tcp + 17], out[tcp + 18], out[tcp + 19] = 0, 0, 0, 0
+    data = tcp + 20
+    out[data:data + first_n] = blob[first:first + first_n]
+    out[data + first_n:data + m] = blob[src:src + n]
+    end = data + m
+    s = PROTO_TCP + 20 + m  # pseudo-header: addresses, protocol, TCP length
+    for k in range(14, 22, 2):
+        s += (np.int64(heads[d, k]) << 8) | heads[d, k + 1]
+    for k in range(tcp, end - 1, 2):
+        s += (np.int64(out[k]) << 8) | out[k + 1]
+    if (end - tcp) & 1:
+        s += np.int64(out[end - 1]) << 8
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    s = ~s & 0xFFFF
+    out[tcp + 16], out[tcp + 17] = s >> 8, s & 0xFF
+    return end
+
+
+@numba.njit(cache=True)
 def _next_ssn(ssns, d, stream) -> int:
     ssn = ssns[d, stream]
     ssns[d, stream] = (ssn + 1) & 0xFFFF
@@ -168,19 +214,26 @@ def _next_ssn(ssns, d, stream) -> int:
 
 @numba.njit(cache=True)
 def _frames(ts_us, dirs, streams, kinds, offsets, lengths, blob, carry, fragments, heads, vtags, ppids, tsns, ssns,
-            ip_ids, ip_sums, crc_table, out):
+            ip_ids, ip_sums, crc_table, peers, out):
     """Write the pcap records of ``len(ts_us)`` messages (in wire order) into ``out``; return the bytes written.
 
     Per direction: ``heads`` the Ethernet header (14), source and destination address (8) and ports (4);
     ``tsns``/``ssns``/``ip_ids`` the sender's counters, advanced here. ``carry[i]`` is the earlier message that
     waited to be bundled ahead of message ``i`` in its packet (-1: none; a message that waits has
     ``fragments`` 0 and is written there), ``fragments[i]`` how many DATA chunks message ``i`` is split into.
-    Every packet gets its CRC32c (App. B) and IPv4 header checksum (RFC 791).
+    Every packet gets its CRC32c (App. B) and IPv4 header checksum (RFC 791). A ``SEGMENT`` record is a TCP
+    segment (its flags in ``streams``; ``tsns`` the sender's next sequence number, ``peers`` the other direction
+    of its connection), sharing its segment with ``carry``'s record like a bundled DATA chunk.
     """
     at = 0
     for i in range(len(ts_us)):
         d, kind, n, src, parts = dirs[i], kinds[i], lengths[i], offsets[i], fragments[i]
-        if kind != DATA:
+        if kind == SEGMENT:
+            if parts:
+                j = carry[i]
+                at = _segment(out, at, ts_us[i], d, streams[i], blob, offsets[j] if j >= 0 else 0,
+                              lengths[j] if j >= 0 else 0, src, n, heads, tsns, peers[d], ip_ids, ip_sums)
+        elif kind != DATA:
             sc = _packet(out, at, ts_us[i], d, n, 0 if kind == CHUNKS_NO_TAG else vtags[d], heads, ip_ids, ip_sums)
             out[sc + 12:sc + 12 + n] = blob[src:src + n]
             at = sc + 12 + n
@@ -215,7 +268,8 @@ class PcapWriter:
     Messages may be handed over in any order: each goes to the spool with its time, and ``close`` writes them
     in time order (equal times in the order given), a minute of capture at a time, so memory stays bounded
     however long the capture. The SCTP and IPv4 counters are assigned in that wire order; ``packing`` decides
-    which messages share a packet or are fragmented, with draws seeded by ``seed`` and the minute.
+    which messages share a packet or are fragmented, with draws seeded by ``seed`` and the minute. TCP connections
+    (``_TcpConnection``) go through the same spool as ``SEGMENT`` records, numbered in the same wire order.
     """
 
     def __init__(self, path, packing: SctpPacking = SctpPacking(), seed: int = 0):
@@ -296,6 +350,7 @@ class PcapWriter:
         ip_ids = np.zeros(n, np.int64)
         ip_sums = np.array([d.ip_sum for d in self.directions], np.int64)
         crc_table = np.array(_CRC_BYTE, np.uint32)
+        peers = np.array([d.peer for d in self.directions], np.int64)
         association = np.zeros(n, np.int64)
         for a, assoc in enumerate(self.associations):
             association[[d.index for d in assoc.dirs.values()]] = a
@@ -313,7 +368,7 @@ class PcapWriter:
                 frames = len(order) + int(np.maximum(fragments - 1, 0).sum())
                 out = np.empty(int(lengths.sum()) + _FRAME_OVERHEAD * frames, np.uint8)
                 size = _frames(ts_us, dirs, (what >> 2) & 0x3F, kinds, offsets[order], lengths, blob, carry,
-                               fragments, heads, vtags, ppids, tsns, ssns, ip_ids, ip_sums, crc_table, out)
+                               fragments, heads, vtags, ppids, tsns, ssns, ip_ids, ip_sums, crc_table, peers, out)
                 f.write(out[:size].data)
                 (self._spool / f"{key}.bin").unlink()
         self._spool.rmdir()
@@ -324,14 +379,16 @@ class PcapWriter:
 
         A message waits only for the very next record of its association, sent by the same side: nothing of
         either side is held back past a reply, and the TSNs and SSNs stay in sending order. A message that
-        waits is not waited for, and neither one is fragmented."""
+        waits is not waited for, and neither one is fragmented. TCP data segments pair the same way (two IPA
+        messages in one segment) and are never split."""
         p, n = self.packing, len(ts_us)
         carry, fragments = np.full(n, -1, np.int64), np.ones(n, np.int64)
         data = kinds == DATA
+        joins = data | ((kinds == SEGMENT) & (lengths > 0))
         padded = lengths + (-lengths % 4)
         by = np.argsort(association[dirs], kind="stable")
         held, then = by[:-1], by[1:]
-        pair = ((dirs[held] == dirs[then]) & data[held] & data[then]
+        pair = ((dirs[held] == dirs[then]) & joins[held] & joins[then]
                 & (ts_us[then] - ts_us[held] <= round(p.bundle_window_s * 1e6))
                 & (padded[held] + 16 + padded[then] <= _MAX_DATA)
                 & (rng.random(len(held)) < p.bundle_share))
@@ -368,18 +425,20 @@ class _Direction:
     """One direction of an SCTP association: what its packets' Ethernet/IPv4/SCTP headers hold (the writer keeps
     the counters), and its index in the writer."""
 
-    def __init__(self, writer: PcapWriter, src_ip, dst_ip, src_port, dst_port, src_mac, dst_mac, ppid):
+    def __init__(self, writer: PcapWriter, src_ip, dst_ip, src_port, dst_port, src_mac, dst_mac, ppid,
+                 proto: int = PROTO_SCTP):
         self.eth = dst_mac + src_mac + b"\x08\x00"
         self.src, self.dst = socket.inet_aton(src_ip), socket.inet_aton(dst_ip)
-        # RFC 791: version 4, IHL 5, DF, TTL 64, protocol 132; only total length, ID and checksum vary.
-        fixed = struct.unpack("!10H", struct.pack("!BBHHHBBH4s4s", 0x45, 0, 0, 0, 0x4000, 64, 132, 0,
+        # RFC 791: version 4, IHL 5, DF, TTL 64, protocol 132 (6: TCP); only total length, ID and checksum vary.
+        fixed = struct.unpack("!10H", struct.pack("!BBHHHBBH4s4s", 0x45, 0, 0, 0, 0x4000, 64, proto, 0,
                                                   self.src, self.dst))
         self.ip_sum = sum(fixed)
         self.ports = struct.pack("!HH", src_port, dst_port)
         self.own_tag = _tag_for(src_ip, src_port)
         self.peer_tag = 0          # the tag this side must put in its packets: the peer's Initiate Tag
-        self.tsn = self.own_tag    # the initial TSN
+        self.tsn = self.own_tag    # the initial TSN (TCP: the initial sequence number)
         self.ppid = ppid
+        self.peer = -1             # TCP: the index of the other direction of the connection
         self.index = writer.direction(self)
 
 
@@ -427,6 +486,38 @@ class _Association:
         if ts < self.first_use:
             self.first_use = ts
         self.writer.add(ts, self._index[uplink], stream, DATA, payload)
+
+
+class _TcpConnection:
+    """A TCP connection from a client (BSC: ``uplink``) to a server (MSC), opened with the three-way handshake
+    (RFC 9293 §3.5: SYN, SYN-ACK, ACK) just before its first segment on the wire; every data segment is PSH|ACK
+    and acknowledges everything the peer has sent. Looks to the writer like an ``_Association``."""
+
+    def __init__(self, writer: PcapWriter, client_ip, server_ip, client_port, server_port,
+                 client_mac=None, server_mac=None):
+        cmac, smac = client_mac or _mac_for(client_ip), server_mac or _mac_for(server_ip)
+        self.writer = writer
+        up = _Direction(writer, client_ip, server_ip, client_port, server_port, cmac, smac, 0, PROTO_TCP)
+        down = _Direction(writer, server_ip, client_ip, server_port, client_port, smac, cmac, 0, PROTO_TCP)
+        up.peer, down.peer = down.index, up.index
+        self.dirs = {True: up, False: down}
+        self._index = {True: up.index, False: down.index}
+        self.first_use = math.inf
+        writer.associations.append(self)
+
+    def open_at_first_use(self) -> None:
+        if self.first_use == math.inf:
+            return
+        ts, add = self.first_use, self.writer.add
+        add(ts, self._index[True], TCP_SYN, SEGMENT, b"")
+        add(ts, self._index[False], TCP_SYN | TCP_ACK, SEGMENT, b"")
+        add(ts, self._index[True], TCP_ACK, SEGMENT, b"")
+
+    def send(self, ts: float, payload: bytes, uplink: bool) -> None:
+        """The octets in a PSH|ACK segment of their own, unless the writer's packing puts two in one."""
+        if ts < self.first_use:
+            self.first_use = ts
+        self.writer.add(ts, self._index[uplink], TCP_PSH | TCP_ACK, SEGMENT, payload)
 
 
 class S1Link(_Association):
@@ -483,7 +574,47 @@ def _ref(local_reference: int) -> bytes:
     return local_reference.to_bytes(3, "little")
 
 
-class M3uaLink:
+class _SccpLink:
+    """The SCCP messages of the A interface (BSSAP, SSN 254), handed to the carrier's ``_send``; uplink = BSC→MSC.
+    An SCCP address carries the point code only when it fits the 14-bit ITU format (otherwise it is routed on SSN
+    alone)."""
+
+    _bsc_address: bytes
+    _msc_address: bytes
+
+    def _send(self, ts: float, sccp: bytes, uplink: bool) -> None:
+        raise NotImplementedError
+
+    def sccp_udt(self, ts: float, bssap: bytes, uplink: bool) -> None:
+        """Q.713 §4.10 Unitdata, protocol class 0: connectionless BSSMAP (Paging, Reset)."""
+        own, peer = (self._bsc_address, self._msc_address) if uplink else (self._msc_address, self._bsc_address)
+        self._send(ts, bytes((SCCP_UDT, 0x00)) + _with_pointers([peer, own, bssap], None), uplink)
+
+    def sccp_cr(self, ts: float, src_ref: int, bssap: bytes) -> None:
+        """Q.713 §4.2 Connection Request from the BSC, protocol class 2, BSSAP in the optional Data parameter."""
+        optional = bytes((_SCCP_DATA, len(bssap))) + bssap + b"\x00"
+        self._send(ts, bytes((SCCP_CR,)) + _ref(src_ref) + b"\x02" + _with_pointers([self._msc_address], optional),
+                   True)
+
+    def sccp_cc(self, ts: float, dst_ref: int, src_ref: int) -> None:
+        """Q.713 §4.3 Connection Confirm from the MSC, protocol class 2, no optional part."""
+        self._send(ts, bytes((SCCP_CC,)) + _ref(dst_ref) + _ref(src_ref) + b"\x02\x00", False)
+
+    def sccp_dt1(self, ts: float, dst_ref: int, bssap: bytes, uplink: bool) -> None:
+        """Q.713 §4.5 Data Form 1: the BSSAP of an established connection, no segmenting; its one variable
+        parameter's pointer is 1 (the next octet), as ``_with_pointers`` would write it."""
+        self._send(ts, b"".join((bytes((SCCP_DT1,)), _ref(dst_ref), bytes((0, 1, len(bssap))), bssap)), uplink)
+
+    def sccp_rlsd(self, ts: float, dst_ref: int, src_ref: int, uplink: bool, cause: int = 0) -> None:
+        """Q.713 §4.7 Released, with release cause (§3.11; 0 = end user originated) and no optional part."""
+        self._send(ts, bytes((SCCP_RLSD,)) + _ref(dst_ref) + _ref(src_ref) + bytes((cause, 0)), uplink)
+
+    def sccp_rlc(self, ts: float, dst_ref: int, src_ref: int, uplink: bool) -> None:
+        """Q.713 §4.8 Release Complete."""
+        self._send(ts, bytes((SCCP_RLC,)) + _ref(dst_ref) + _ref(src_ref), uplink)
+
+
+class M3uaLink(_SccpLink):
     """BSC↔MSC over M3UA/SCTP (RFC 4666, PPID 3, port 2905) carrying SCCP with BSSAP; uplink = BSC→MSC.
 
     Point codes are carried in 32-bit M3UA fields, so 24-bit values work; an SCCP address carries the point code
@@ -514,30 +645,20 @@ class M3uaLink:
                                       struct.pack("!HH", 0x0210, n), self._mtp3[uplink], sccp, b"\x00" * pad)),
                         uplink, 1)
 
-    def sccp_udt(self, ts: float, bssap: bytes, uplink: bool) -> None:
-        """Q.713 §4.10 Unitdata, protocol class 0: connectionless BSSMAP (Paging, Reset)."""
-        own, peer = (self._bsc_address, self._msc_address) if uplink else (self._msc_address, self._bsc_address)
-        self._send(ts, bytes((SCCP_UDT, 0x00)) + _with_pointers([peer, own, bssap], None), uplink)
 
-    def sccp_cr(self, ts: float, src_ref: int, bssap: bytes) -> None:
-        """Q.713 §4.2 Connection Request from the BSC, protocol class 2, BSSAP in the optional Data parameter."""
-        optional = bytes((_SCCP_DATA, len(bssap))) + bssap + b"\x00"
-        self._send(ts, bytes((SCCP_CR,)) + _ref(src_ref) + b"\x02" + _with_pointers([self._msc_address], optional),
-                   True)
+IPA_SCCP_PORT = 5000   # SCCPlite on the MSC (one of capture.ipa.IPA_TCP_PORTS, and Wireshark's)
+IPA_STREAM_SCCP = 0xFD
 
-    def sccp_cc(self, ts: float, dst_ref: int, src_ref: int) -> None:
-        """Q.713 §4.3 Connection Confirm from the MSC, protocol class 2, no optional part."""
-        self._send(ts, bytes((SCCP_CC,)) + _ref(dst_ref) + _ref(src_ref) + b"\x02\x00", False)
 
-    def sccp_dt1(self, ts: float, dst_ref: int, bssap: bytes, uplink: bool) -> None:
-        """Q.713 §4.5 Data Form 1: the BSSAP of an established connection, no segmenting; its one variable
-        parameter's pointer is 1 (the next octet), as ``_with_pointers`` would write it."""
-        self._send(ts, b"".join((bytes((SCCP_DT1,)), _ref(dst_ref), bytes((0, 1, len(bssap))), bssap)), uplink)
+class IpaLink(_SccpLink):
+    """BSC↔MSC over SCCPlite: the same SCCP messages as ``M3uaLink``, with no MTP3 or M3UA, each in an IPA message
+    (2-octet big-endian length, stream 0xFD) over one TCP connection from the BSC to the MSC's port 5000."""
 
-    def sccp_rlsd(self, ts: float, dst_ref: int, src_ref: int, uplink: bool, cause: int = 0) -> None:
-        """Q.713 §4.7 Released, with release cause (§3.11; 0 = end user originated) and no optional part."""
-        self._send(ts, bytes((SCCP_RLSD,)) + _ref(dst_ref) + _ref(src_ref) + bytes((cause, 0)), uplink)
+    def __init__(self, writer: PcapWriter, bsc_ip: str, msc_ip: str, bsc_pc: int, msc_pc: int,
+                 bsc_port: int = 49152, msc_port: int = IPA_SCCP_PORT, bsc_mac: bytes | None = None,
+                 msc_mac: bytes | None = None):
+        self._tcp = _TcpConnection(writer, bsc_ip, msc_ip, bsc_port, msc_port, bsc_mac, msc_mac)
+        self._bsc_address, self._msc_address = _sccp_address(bsc_pc, SSN_BSSAP), _sccp_address(msc_pc, SSN_BSSAP)
 
-    def sccp_rlc(self, ts: float, dst_ref: int, src_ref: int, uplink: bool) -> None:
-        """Q.713 §4.8 Release Complete."""
-        self._send(ts, bytes((SCCP_RLC,)) + _ref(dst_ref) + _ref(src_ref), uplink)
+    def _send(self, ts: float, sccp: bytes, uplink: bool) -> None:
+        self._tcp.send(ts, struct.pack("!HB", len(sccp), IPA_STREAM_SCCP) + sccp, uplink)

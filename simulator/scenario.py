@@ -35,11 +35,17 @@ from simulator import nas_encode as nas
 from simulator import s1ap_encode as s1ap
 from simulator.city import (DEVICE_TACS, FOREIGN_PLMNS, HOME_MCC, HOME_MNC, POIS, PROVINCES, UTC_OFFSET_HOURS,
                             City, CellSite, km_to_deg, serving, write_fence, write_number_segments)
-from simulator.pcap import M3uaLink, PcapWriter, S1Link, SctpPacking
+from simulator.damage import add_malformed
+from simulator.pcap import IpaLink, M3uaLink, PcapWriter, S1Link, SctpPacking
 
 STEP_S = 10.0              # position sampling period
 PERIODIC_UPDATE_S = 3600   # T3212 / T3412 as configured in the simulated network
 MSC_PC, MME_IP = 0x0101, "10.0.0.1"
+# 24-bit point codes (Chinese layout 8-8-8, YD/T 1127): the MSC 1-0-2, BSC n 1-2-n; too wide for an ITU SCCP
+# address, so the SCCP addresses are SSN-only and the point codes are in the M3UA Protocol Data alone.
+MSC_PC_24, BSC_PC_24 = 0x010002, 0x010200
+A_TRANSPORTS = ("m3ua", "ipa")     # M3UA/SCTP (SIGTRAN) or IPA/SCCPlite over TCP
+POINT_CODES = ("itu", "24bit")
 MMEGI, MMEC = 0x8001, 0x01
 SPEED_KMH = 35.0
 PHONE_SWAP_SHARE = 0.08    # subscribers who power off, put their SIM in another phone and power on again
@@ -93,11 +99,13 @@ def _luhn_imei(rng: random.Random, tacs: list[str] = DEVICE_TACS) -> str:
 class Network:
     """The simulated core and RAN: allocates identities, writes messages, records truth."""
 
-    def __init__(self, city: City, writer: PcapWriter, truth, rng: random.Random, t0: float, steps: int):
+    def __init__(self, city: City, writer: PcapWriter, truth, rng: random.Random, t0: float, steps: int,
+                 a_transport: str = "m3ua", point_codes: str = "itu"):
         self.city, self.writer, self.truth, self.rng = city, writer, truth, rng
+        self.a_transport, self.point_codes = a_transport, point_codes
         self.t0, self.steps = t0, steps            # sampling steps at t0, t0 + STEP_S, … (sub.track)
         self._s1: dict[int, S1Link] = {}
-        self._a: dict[int, M3uaLink] = {}
+        self._a: dict[int, M3uaLink | IpaLink] = {}
         self._sccp_ref = 0x100
         self._mme_ue_id = 1000
         self._enb_ue_id: dict[int, int] = {}
@@ -164,11 +172,15 @@ class Network:
                                          enb_port=36412)
         return self._s1[cell.site]
 
-    def a(self, cell: CellSite) -> M3uaLink:
+    def a(self, cell: CellSite) -> M3uaLink | IpaLink:
         bsc = cell.lac
         if bsc not in self._a:
-            self._a[bsc] = M3uaLink(self.writer, f"10.2.0.{bsc & 0xFF}", "10.0.0.2", bsc_pc=0x0200 + (bsc & 0xFF),
-                                    msc_pc=MSC_PC)
+            if self.point_codes == "24bit":
+                bsc_pc, msc_pc = BSC_PC_24 + (bsc & 0xFF), MSC_PC_24
+            else:
+                bsc_pc, msc_pc = 0x0200 + (bsc & 0xFF), MSC_PC
+            link = IpaLink if self.a_transport == "ipa" else M3uaLink
+            self._a[bsc] = link(self.writer, f"10.2.0.{bsc & 0xFF}", "10.0.0.2", bsc_pc=bsc_pc, msc_pc=msc_pc)
         return self._a[bsc]
 
     def new_tmsi(self) -> int:
@@ -450,10 +462,19 @@ def _itinerary(rng: random.Random, sub: Subscriber, t0: float, t1: float,
 
 def simulate(out_dir: str | Path, subscribers: int = 300, hours: float = 4.0, seed: int = 7,
              share_4g: float = 0.6, start: datetime | None = None, progress=None,
-             packing: SctpPacking = SctpPacking()) -> dict:
+             packing: SctpPacking = SctpPacking(), a_transport: str = "m3ua", point_codes: str = "itu",
+             malformed_share: float = 0.0) -> dict:
     """Write capture.pcap, truth.jsonl, cells.csv, west_lake.geojson, number_segments.csv, subscribers.csv,
     scenario.json and previous_state.json.gz. ``packing``: SCTP bundling and fragmentation on the wire (the
-    messages and the truth are the same whatever it is)."""
+    messages and the truth are the same whatever it is). ``a_transport``: the A interface over M3UA/SCTP
+    ("m3ua") or IPA/SCCPlite over TCP ("ipa"); ``point_codes``: 14-bit ITU ("itu") or 24-bit ("24bit", SCCP
+    addresses then SSN-only). Neither changes the messages or the truth, only their carrier. ``malformed_share``:
+    that share of SCTP packets followed by a damaged copy (simulator/damage.py), which a receiver must count and
+    skip; the truth stays the same."""
+    if a_transport not in A_TRANSPORTS:
+        raise ValueError(f"a_transport must be one of {', '.join(A_TRANSPORTS)}, not {a_transport!r}")
+    if point_codes not in POINT_CODES:
+        raise ValueError(f"point_codes must be one of {', '.join(POINT_CODES)}, not {point_codes!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -471,7 +492,7 @@ def simulate(out_dir: str | Path, subscribers: int = 300, hours: float = 4.0, se
                for key in (c.key_2g, c.key_4g)}
     patterns, clock = [], 0  # pattern truth, and the last µs of the behaviour truth
     with PcapWriter(out / "capture.pcap", packing, seed) as writer, open(out / "truth.jsonl", "w") as truth:
-        net = Network(city, writer, truth, rng, t0, steps)
+        net = Network(city, writer, truth, rng, t0, steps, a_transport, point_codes)
         for first in range(0, len(subs), BLOCK):
             block, times = subs[first:first + BLOCK], []
             for sub in block:
@@ -501,6 +522,7 @@ def simulate(out_dir: str | Path, subscribers: int = 300, hours: float = 4.0, se
         for e, due in patterns:  # after the behaviour events, as a probe derives them
             if due is None or due <= clock:
                 truth.write(json.dumps(e) + "\n")
+    malformed = add_malformed(out / "capture.pcap", malformed_share, seed) if malformed_share > 0 else {}
     (out / "scenario.json").write_text(json.dumps({**PATTERNS, "cell_groups": airport, "border_cells": border,
                                                    "home_province": PROVINCES[0][0]}, indent=1))
     _write_previous_state(out / "previous_state.json.gz", subs)
@@ -514,7 +536,8 @@ def simulate(out_dir: str | Path, subscribers: int = 300, hours: float = 4.0, se
             w.writerow([s.imsi, s.imei, s.msisdn, s.rat, s.kind, s.home])
     return {"dir": str(out), "capture": str(out / "capture.pcap"), "truth": str(out / "truth.jsonl"),
             "subscribers": len(subs), "messages": writer.messages, "start": t0, "end": t1,
-            "scenario": str(out / "scenario.json"), "previous_state": str(out / "previous_state.json.gz")}
+            "scenario": str(out / "scenario.json"), "previous_state": str(out / "previous_state.json.gz"),
+            "malformed": dict(malformed)}
 
 
 def _track(city: City, block: list[Subscriber], t0: float, steps: int) -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from capture.payloads import PROTO_S1AP
 from capture.stack import read_payloads
 from simulator.pcap import SctpPacking
 from simulator.scenario import simulate
-from tshark_oracle import fields
+from tshark_oracle import fields, raw_layers
 
 WARNING_OR_WORSE = 0x00600000  # Wireshark expert severity PI_WARN (errors and malformed frames are above it)
 
@@ -152,3 +153,101 @@ def test_one_hour_city_of_distinct_subscribers(tmp_path):
     behaviour = [e for e in truth if e["event"] != "roaming_out"]
     assert behaviour and all(info["start"] - 1 <= e["ts"] <= info["end"] + 600 for e in behaviour)
     assert fields(tmp_path / "capture.pcap", ["frame.number"], "_ws.malformed") == {}
+
+
+# -- the A interface over other carriers: IPA/SCCPlite over TCP, and 24-bit point codes ----------------------------
+
+VARIANTS = (("ipa", "itu"), ("m3ua", "24bit"))
+
+
+@pytest.fixture(scope="module")
+def carriers(tmp_path_factory):
+    """One small city written with the default A interface (M3UA/SCTP, ITU point codes) and with each variant."""
+    out = {}
+    for a_transport, point_codes in (("m3ua", "itu"), *VARIANTS):
+        out[a_transport, point_codes] = Path(simulate(tmp_path_factory.mktemp(f"{a_transport}_{point_codes}"),
+                                                      subscribers=200, hours=0.5, seed=7, a_transport=a_transport,
+                                                      point_codes=point_codes)["dir"])
+    return out
+
+
+def _payload_sequence(capture, mtp3_standard: str = "auto") -> list[bytes]:
+    return [batch.payload(i) for batch in read_payloads(capture, mtp3_standard=mtp3_standard)
+            for i in range(len(batch))]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=["-".join(v) for v in VARIANTS])
+def test_a_interface_variant_decodes_in_tshark_without_warnings(carriers, variant):
+    """tshark flags nothing (IPv4, TCP checksums verified; no TCP sequence analysis flags); the A interface is
+    IPA stream 0xFD on TCP port 5000 (some segments carry two IPA messages) or M3UA with 24-bit point codes and
+    SSN-only SCCP addresses."""
+    capture = carriers[variant] / "capture.pcap"
+    checks = ("ip.check_checksum:TRUE", "tcp.check_checksum:TRUE")
+    bad = fields(capture, ["_ws.expert.message"], f"_ws.malformed or _ws.expert.severity >= {WARNING_OR_WORSE}",
+                 checks)
+    assert not bad, f"{len(bad)} frames with warnings, e.g. {list(bad.items())[:3]}"
+    rows = fields(capture, ["frame.protocols", "ip.checksum.status", "tcp.checksum.status", "tcp.analysis.flags",
+                            "tcp.flags", "gsm_ipa.protocol", "m3ua.protocol_data_opc", "sccp.calling.pc",
+                            "sccp.called.pc"], "", checks)
+    protocols = Counter(p for row in rows.values() for p in row["frame.protocols"][0].split(":"))
+    for layer in ("s1ap", "sccp", "gsm_a.bssmap", "gsm_a.dtap", "gsm_sms"):
+        assert protocols[layer] > 10, f"{layer} missing from the capture: {protocols}"
+    assert all(row["ip.checksum.status"] == ["1"] for row in rows.values())
+    if variant[0] == "ipa":
+        assert protocols["m3ua"] == 0 and protocols["gsm_ipa"] > 1000, protocols
+        tcp = [row for row in rows.values() if row["tcp.flags"]]
+        assert all(row["tcp.checksum.status"] == ["1"] and not row["tcp.analysis.flags"] for row in tcp)
+        flags = Counter(row["tcp.flags"][0] for row in tcp)
+        assert flags["0x0002"] == flags["0x0012"] == flags["0x0010"] > 0 and flags["0x0018"] > 1000, flags
+        streams = Counter(len(row["gsm_ipa.protocol"]) for row in tcp if row["gsm_ipa.protocol"])
+        assert set(streams) == {1, 2}, streams  # the default packing puts a few pairs in one segment
+        assert all(set(row["gsm_ipa.protocol"]) == {"0xfd"} for row in tcp if row["gsm_ipa.protocol"])
+    else:
+        opcs = {int(pc) for row in rows.values() for pc in row["m3ua.protocol_data_opc"]}
+        assert opcs and min(opcs) > 0x3FFF and max(opcs) <= 0xFFFFFF, opcs
+        assert not any(row["sccp.calling.pc"] or row["sccp.called.pc"] for row in rows.values())
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=["-".join(v) for v in VARIANTS])
+def test_a_interface_variant_carries_the_same_payloads(carriers, variant):
+    """sigloc reads the same payloads in the same order from a variant as from the default city (same messages,
+    another carrier): 24-bit point codes in ``auto`` and ``chinese`` mode alike. Its BSSAP payloads of each frame
+    are tshark's."""
+    default = _payload_sequence(carriers["m3ua", "itu"] / "capture.pcap")
+    capture = carriers[variant] / "capture.pcap"
+    assert len(default) > 1000
+    assert _payload_sequence(capture) == default
+    if variant[1] == "24bit":
+        assert _payload_sequence(capture, "chinese") == default
+    else:
+        ours = Counter()
+        for batch in read_payloads(capture):
+            for i in range(len(batch)):
+                if int(batch.proto[i]) != PROTO_S1AP:
+                    ours[int(batch.frame[i]), batch.payload(i)] += 1
+        theirs = Counter((frame, payload) for frame, payloads in raw_layers(capture, "bssap").items()
+                         for payload in payloads)
+        assert ours == theirs and sum(theirs.values()) > 500
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=["-".join(v) for v in VARIANTS])
+def test_a_interface_variant_gives_the_same_events(carriers, variant):
+    """The probe derives the same events from a variant as from the default city (frame numbers aside)."""
+    from decoders.events import events_from_file
+    from test_events import scenario_config
+
+    def events(city):
+        table = events_from_file(city / "capture.pcap", scenario_config(city),
+                                 restore=city / "previous_state.json.gz")
+        return [{k: v for k, v in row.items() if k != "frame"} for row in table.to_pylist()]
+
+    default = events(carriers["m3ua", "itu"])
+    assert len(default) > 100
+    assert events(carriers[variant]) == default
+
+
+def test_unknown_a_interface_carrier_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="a_transport"):
+        simulate(tmp_path, subscribers=5, hours=0.1, a_transport="m2ua")
+    with pytest.raises(ValueError, match="point_codes"):
+        simulate(tmp_path, subscribers=5, hours=0.1, point_codes="ansi")
