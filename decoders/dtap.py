@@ -197,20 +197,22 @@ SMS_MESSAGES = {0x01: ("cp_data", None), 0x04: ("cp_ack", None), 0x10: ("cp_erro
 # TS 24.080 §3.4 (non-call-related SS).
 SS_MESSAGES = {0x2A: ("release_complete", None), 0x3A: ("facility", None), 0x3B: ("register", None)}
 
-# TS 44.069 §9.3 (BCC) and TS 44.068 §9.3 (GCC, the same codes without Immediate Setup 2).
+# TS 44.069 §9.3 (BCC) and TS 44.068 §9.3 (GCC, the same codes without Immediate Setup 2). Named with their
+# protocol: a GSM-R broadcast or group call's Setup/Connect is no CC call (events.py reads "setup" as one).
 BCC_MESSAGES = {
-    0x31: ("immediate_setup", True),
-    0x32: ("setup", True),
-    0x33: ("connect", False),
-    0x34: ("termination", False),
-    0x35: ("termination_request", True),
-    0x36: ("termination_reject", False),
-    0x38: ("status", None),
-    0x39: ("get_status", False),
-    0x3A: ("set_parameter", False),
-    0x3B: ("immediate_setup_2", True),
+    0x31: ("bcc_immediate_setup", True),
+    0x32: ("bcc_setup", True),
+    0x33: ("bcc_connect", False),
+    0x34: ("bcc_termination", False),
+    0x35: ("bcc_termination_request", True),
+    0x36: ("bcc_termination_reject", False),
+    0x38: ("bcc_status", None),
+    0x39: ("bcc_get_status", False),
+    0x3A: ("bcc_set_parameter", False),
+    0x3B: ("bcc_immediate_setup_2", True),
 }
-GCC_MESSAGES = {code: entry for code, entry in BCC_MESSAGES.items() if code != 0x3B}
+GCC_MESSAGES = {code: ("gcc_" + name.removeprefix("bcc_"), uplink)
+                for code, (name, uplink) in BCC_MESSAGES.items() if code != 0x3B}
 
 # TS 24.008 §10.5.3.5 location updating type (bits 2-1) and §10.5.3.3 CM service type.
 LOCATION_UPDATING_TYPES = {0: "normal", 1: "periodic", 2: "imsi_attach"}

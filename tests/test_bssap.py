@@ -255,7 +255,8 @@ def test_gsm_r_broadcast_call_control_agrees_with_tshark():
     payloads = raw_layers(BCC, "bssap")
     rows = fields(BCC, FIELDS, "bssap")
     records = {frame: decode_bssap(p[0], None) for frame, p in payloads.items()}
-    assert [r[0]["msg"] for r in records.values()] == ["setup", "connect", "termination_request", "termination"]
+    assert [r[0]["msg"] for r in records.values()] == ["bcc_setup", "bcc_connect", "bcc_termination_request",
+                                                         "bcc_termination"]
     bad = {frame: m for frame, recs in records.items() if (m := mismatches(recs, rows[frame]))}
     assert not bad, bad
     # TS 44.069: the phone sends Setup and Termination Request, the network Connect and Termination.

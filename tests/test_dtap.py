@@ -197,8 +197,9 @@ HAND_CASES = [
     # TS 44.018 §9.1.11 Ciphering Mode Complete with the IMEISV (IEI 0x17).
     ("0632 17093354769810325476f8", {"msg": "ciphering_mode_complete", "uplink": True, "imeisv": "3456789012345678"}),
     # GSM-R: TS 44.069 BCC Setup as wiresharkwiki__GSM_BCC.pcap has it; TS 44.068 GCC Termination.
-    ("0132000025727e090005060027005005f1", {"msg": "setup", "uplink": True}),
-    ("8034 0110", {"msg": "termination", "uplink": False}),
+    # Named with their protocol, so that neither is taken for a CC message.
+    ("0132000025727e090005060027005005f1", {"msg": "bcc_setup", "uplink": True}),
+    ("8034 0110", {"msg": "gcc_termination", "uplink": False}),
     # TS 24.080 §2.4 SS Register; TS 24.008 §9.4.1 GMM Attach Request (names only).
     ("0b3b 1c0130", {"msg": "register", "uplink": None}),
     ("0801", {"msg": "attach_request", "uplink": True}),

@@ -21,10 +21,7 @@ NOT_A_OR_S1 = {"wiresharkwiki__3G-2G-HO.pcap", "wiresharkwiki__3gpp_mc.cap", "wi
 # Captures whose reviewed events differ from what sigloc derives today, because of a bug outside the event
 # stage: their file holds the reviewed events, is not overwritten here, and the test expects failure (strictly,
 # so the fix shows up as an unexpected pass and the entry goes).
-KNOWN_WRONG = {
-    "wiresharkwiki__GSM_BCC.pcap": "decoders/dtap.py names GSM-R Broadcast Call Control (PD 1) messages like CC "
-                                   "ones, so a BCC Setup is taken for a mobile-originated CC call (REVIEW.md)",
-}
+KNOWN_WRONG: dict[str, str] = {}  # capture name -> the bug, as REVIEW.md has it
 
 
 def captures() -> list[Path]:
