@@ -44,7 +44,24 @@ def _u32(b, i, big):
 
 
 @numba.njit(cache=True, nogil=True)
-def index_pcap(buf, pos, big, scale):
+def seconds(units, per_second, offset):
+    """``offset`` s plus ``units`` of 1/``per_second`` s as float seconds, rounded to the µs in integers first, so
+    that the µs columns (records.timestamps) read back exactly the µs nearest the capture's time: a float of the
+    whole is off by a µs for some ns times at today's epochs (a double there resolves about 0.24 µs)."""
+    if per_second % 1_000_000 == 0:
+        d = per_second // 1_000_000
+        us = (units + d // 2) // d
+    elif 1_000_000 % per_second == 0:
+        us = units * (1_000_000 // per_second)
+    elif per_second < (1 << 43):  # a binary resolution: its fraction times 10^6 still fits in 64 bits
+        us = units // per_second * 1_000_000 + (units % per_second * 1_000_000 + per_second // 2) // per_second
+    else:
+        return np.float64(units) / np.float64(per_second) + np.float64(offset)
+    return np.float64(us + offset * 1_000_000) / 1e6
+
+
+@numba.njit(cache=True, nogil=True)
+def index_pcap(buf, pos, big, per_second):
     """Classic pcap records from ``pos``: (start, length, ts) columns, the position after the last whole record,
     and whether a record with an impossible length stopped the walk (``pcap.bad_record``)."""
     n = len(buf)
@@ -61,7 +78,7 @@ def index_pcap(buf, pos, big, scale):
             break
         if pos + 16 + caplen > n:
             break
-        ts[k] = np.float64(_u32(buf, pos, big)) + np.float64(_u32(buf, pos + 4, big)) * scale
+        ts[k] = seconds(_u32(buf, pos + 4, big), per_second, _u32(buf, pos, big))
         start[k] = pos + 16
         length[k] = caplen
         k += 1
@@ -70,7 +87,7 @@ def index_pcap(buf, pos, big, scale):
 
 
 @numba.njit(cache=True, nogil=True)
-def index_pcapng(buf, pos, big, linktypes, snaplens, divisors, offsets, last_ts):
+def index_pcapng(buf, pos, big, linktypes, snaplens, per_seconds, offsets, last_ts):
     """pcapng Enhanced, obsolete and Simple Packet Blocks from ``pos`` of one section whose interfaces are given as
     columns; other block types are skipped by their length. Stops at a Section Header or Interface Description
     Block, at any block capture.pcap counts as damage, and where the buffer ends inside a block: capture.pcap reads
@@ -107,7 +124,7 @@ def index_pcapng(buf, pos, big, linktypes, snaplens, divisors, offsets, last_ts)
             high, low, caplen = _u32(buf, body + 4, big), _u32(buf, body + 8, big), _u32(buf, body + 12, big)
             if iface >= ifaces or caplen > body_len - 20:
                 break
-            last_ts = np.float64(np.uint64((high << 32) | low)) / divisors[iface] + np.float64(offsets[iface])
+            last_ts = seconds((high << 32) | low, per_seconds[iface], offsets[iface])
             ts[k] = last_ts
             start[k] = body + 20
             length[k] = caplen

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from capture.errors import Anomalies, Malformed
-from capture.fastpath import index_pcap, index_pcapng
+from capture.fastpath import index_pcap, index_pcapng, seconds
 
 BLOCK_SIZE = 1 << 22          # read 4 MiB at a time
 MAX_RECORD = 1 << 18          # 262144: the largest packet Wireshark accepts in a capture file
@@ -131,8 +131,8 @@ def _packets(f, path, anomalies: Anomalies) -> Iterator[Frames]:
             if len(head) < 24:
                 raise not_a_capture(path, "file header cut short")
             linktype = struct.unpack_from(endian + "I", head, 20)[0] & 0xFFFF  # upper bits: FCS length
-            scale = 1e-6 if magic == PCAP_MAGIC_US else 1e-9
-            yield from _pcap(f, endian, scale, linktype, anomalies)
+            per_second = 10 ** 6 if magic == PCAP_MAGIC_US else 10 ** 9
+            yield from _pcap(f, endian, per_second, linktype, anomalies)
             return
     raise not_a_capture(path, f"magic 0x{be_magic:08x}")
 
@@ -160,12 +160,12 @@ class _Blocks:
         return len(self.buf) - self.pos
 
 
-def _pcap(f, endian: str, scale: float, linktype: int, anomalies: Anomalies) -> Iterator[Frames]:
+def _pcap(f, endian: str, per_second: int, linktype: int, anomalies: Anomalies) -> Iterator[Frames]:
     """Classic pcap records after the 24-octet file header: ts_sec, ts_frac, caplen, origlen, data."""
     record = struct.Struct(endian + "III")
     blocks = _Blocks(f)
     while blocks.need(16):
-        start, length, ts, blocks.pos, bad = index_pcap(blocks.array, blocks.pos, endian == ">", scale)
+        start, length, ts, blocks.pos, bad = index_pcap(blocks.array, blocks.pos, endian == ">", per_second)
         if len(start):
             yield Frames(blocks.buf, start, length, ts, np.full(len(start), linktype, np.int32))
         if bad:
@@ -181,33 +181,34 @@ def _pcap(f, endian: str, scale: float, linktype: int, anomalies: Anomalies) -> 
 
 
 class _Interface:
-    __slots__ = ("linktype", "snaplen", "divisor", "offset")
+    __slots__ = ("linktype", "snaplen", "per_second", "offset")
 
-    def __init__(self, linktype: int, snaplen: int, divisor: float, offset: int):
-        self.linktype, self.snaplen, self.divisor, self.offset = linktype, snaplen, divisor, offset
+    def __init__(self, linktype: int, snaplen: int, per_second: int, offset: int):
+        self.linktype, self.snaplen, self.per_second, self.offset = linktype, snaplen, per_second, offset
 
 
 def _interface(body: memoryview, endian: str) -> _Interface:
     """IDB (§4.2): link type, reserved, snaplen, then options; if_tsresol is 10^-n, or 2^-n with bit 7 set."""
     linktype, _, snaplen = struct.unpack_from(endian + "HHI", body)
-    divisor, offset, at = 1e6, 0, 8
+    per_second, offset, at = 10 ** 6, 0, 8
     while at + 4 <= len(body):
         code, length = struct.unpack_from(endian + "HH", body, at)
         if code == OPT_END or at + 4 + length > len(body):
             break
         value = body[at + 4:at + 4 + length]
         if code == IF_TSRESOL and length >= 1:
-            divisor = float(2 ** (value[0] & 0x7F)) if value[0] & 0x80 else 10.0 ** value[0]
+            # Units per second; beyond 64 bits (no real capture) held at the finest a signed 64-bit count has.
+            per_second = min(2 ** (value[0] & 0x7F) if value[0] & 0x80 else 10 ** value[0], 10 ** 18)
         elif code == IF_TSOFFSET and length >= 8:
             offset = struct.unpack_from(endian + "q", value)[0]
         at += 4 + length + (-length % 4)
-    return _Interface(linktype, snaplen, divisor, offset)
+    return _Interface(linktype, snaplen, per_second, offset)
 
 
 def _interface_columns(interfaces: list[_Interface]) -> tuple[np.ndarray, ...]:
     """A section's interfaces as the columns ``index_pcapng`` takes."""
     return (np.array([i.linktype for i in interfaces], np.int32), np.array([i.snaplen for i in interfaces], np.int64),
-            np.array([i.divisor for i in interfaces], np.float64), np.array([i.offset for i in interfaces], np.int64))
+            np.array([i.per_second for i in interfaces], np.int64), np.array([i.offset for i in interfaces], np.int64))
 
 
 def _byte_order(blocks: _Blocks) -> str | None:
@@ -268,7 +269,7 @@ def _pcapng(f, head: bytes, path, anomalies: Anomalies) -> Iterator[Frames]:
                 anomalies["pcap.bad_record"] += 1
                 continue
             i = interfaces[iface]
-            last_ts = ((high << 32) | low) / i.divisor + i.offset
+            last_ts = seconds(np.uint64(high << 32 | low).astype(np.int64), i.per_second, i.offset)
             yield _one(blocks, pos + 28, caplen, last_ts, i.linktype)
         elif kind == BLOCK_SPB:
             if not interfaces or len(body) < 4:

@@ -17,6 +17,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -34,6 +35,7 @@ from capture.pcap import read_packets
 from capture.sctp import SctpLayer
 from capture.stack import Stack, bssap_shaped, read_payloads
 from conftest import SHARED_PCAPS, shared_pcaps
+from decoders.records import timestamps
 from simulator import bssap_encode as bssap
 from simulator import s1ap_encode as s1ap
 from packets import (A, B, data_chunk, epb, ether, i_data_chunk, idb, ipa, ipv4, ipv6, msu_itu, mtp2, mtp2_phdr, pb,
@@ -295,6 +297,33 @@ def test_not_a_capture_names_the_file(tmp_path):
         with pytest.raises(Malformed) as err:
             list(read_payloads(path))
         assert str(path) in str(err.value) and err.value.reason == "pcap.not_a_capture"
+
+
+# Nanosecond times whose float of seconds rounds to the wrong µs (open5gs__ipsec_reg frame 9 is the first), one
+# exactly half way, and one that carries into the next second.
+NS_TIMES = [1587110457_444287361, 1700000000_000000500, 1700000000_999999600, 1587110457_000001499]
+
+
+@pytest.mark.parametrize("kind", ["pcapng", "pcap"])
+def test_nanosecond_times_round_to_the_nearest_microsecond(tmp_path, kind):
+    """The message's µs is tshark's nanosecond time rounded (half up), on the compiled and the per-frame path."""
+    frames = [ether(ipv4(132, sctp(36412, 36412, [data_chunk(i, pdu)]))) for i, pdu in enumerate(PDUS * 2)][:4]
+    path = tmp_path / f"ns.{kind}"
+    if kind == "pcapng":
+        path.write_bytes(b"".join([shb(), idb(1, 9)] + [(epb if n % 2 else pb)(0, units, frame)
+                                                        for n, (units, frame) in enumerate(zip(NS_TIMES, frames))]))
+    else:
+        path.write_bytes(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 1) + b"".join(
+            struct.pack("<IIII", units // 10 ** 9, units % 10 ** 9, len(frame), len(frame)) + frame
+            for units, frame in zip(NS_TIMES, frames)))
+    wire = fields(path, ["frame.time_epoch"])
+    nanos = [int(wire[n + 1]["frame.time_epoch"][0].replace(".", "")) for n in range(len(frames))]
+    assert nanos == NS_TIMES
+    want = [(ns + 500) // 1000 for ns in nanos]
+    for fast in (True, False):
+        got = [int(us) for b in read_payloads(path, fast=fast) for us in timestamps(b.ts).cast(pa.int64()).to_pylist()]
+        assert got == want, fast
+    assert [round(ts * 1_000_000) for ts, _, _ in read_packets(path, Anomalies())] == want
 
 
 def test_pcap_variants_read_alike(tmp_path):
