@@ -135,7 +135,7 @@ def _summary(line: str, state: DecodeState, capture: str) -> None:
 @_format
 @_output
 @click.option("--source", type=click.Choice(["dumpcap", "socket"]), default="dumpcap", show_default=True,
-              help="dumpcap ring buffer (line rate, kernel BPF) or a plain AF_PACKET socket (small setups).")
+              help="dumpcap ring buffer (line rate, kernel BPF) or an AF_PACKET TPACKET_V3 ring (small setups).")
 @click.option("--ring", "ring_dir", default="sigloc-ring", show_default=True, type=click.Path(file_okay=False),
               help="Directory of dumpcap's ring files.")
 @click.option("--filter", "bpf", default=DEFAULT_BPF, show_default=True, help="BPF capture filter (dumpcap).")

@@ -1,8 +1,9 @@
 """Compiled framing: the per-frame work of the transport stack as Numba loops over whole blocks of a capture.
 
-Two kinds of kernel. The record indexers (``index_pcap``, ``index_pcapng``) walk classic pcap records and pcapng
-packet blocks of a read buffer into columns (start, length, timestamp, link type), stopping wherever
-capture.pcap must look itself (a section or interface block, damage, the end of the buffer). ``scan_frames`` walks
+Two kinds of kernel. The record indexers (``index_pcap``, ``index_pcapng``, ``index_tpacket3``) walk classic pcap
+records, pcapng packet blocks of a read buffer and the packets of an AF_PACKET ring block into columns (start,
+length, timestamp, link type or device type), stopping wherever capture.pcap must look itself (a section or
+interface block, damage, the end of the buffer). ``scan_frames`` walks
 the frames of such a block: link layer (Ethernet with VLAN/QinQ tags, SLL, SLL2, null/loopback, raw IP), IPv4
 without fragmentation, IPv6 without extension headers, the SCTP common header and chunk walk; it emits one row per
 DATA chunk the stack accepts (by PPID and ports, as ``capture.stack._accept``) with its transport context.
@@ -144,6 +145,41 @@ def index_pcapng(buf, pos, big, linktypes, snaplens, per_seconds, offsets, last_
             break
         pos += size
     return start[:k], length[:k], ts[:k], lt[:k], pos, last_ts
+
+
+# linux/if_packet.h, host byte order (little-endian here): struct tpacket3_hdr is tp_next_offset, tp_sec, tp_nsec,
+# tp_snaplen, tp_len, tp_status (u32 each), tp_mac, tp_net (u16), hv1, padding: 48 octets, then struct sockaddr_ll
+# (sll_hatype at 8, sll_pkttype at 10).
+_TP3_SLL = 48
+
+
+@numba.njit(cache=True, nogil=True)
+def index_tpacket3(buf, first, count):
+    """The ``count`` packets of one TPACKET_V3 ring block ``buf`` from offset ``first``: (start, length, ts, device
+    type, packet type) columns; stops early at a header or frame that would overrun the block."""
+    n = len(buf)
+    start = np.empty(count, np.int64)
+    length = np.empty(count, np.int64)
+    ts = np.empty(count, np.float64)
+    hatype = np.empty(count, np.int64)
+    pkttype = np.empty(count, np.int64)
+    pos, k = first, 0
+    while k < count and pos + _TP3_SLL + 12 <= n:
+        mac = np.int64(buf[pos + 24]) | (np.int64(buf[pos + 25]) << 8)
+        snaplen = _u32(buf, pos + 12, False)
+        if pos + mac + snaplen > n:
+            break
+        ts[k] = seconds(_u32(buf, pos + 8, False), 1_000_000_000, _u32(buf, pos + 4, False))
+        start[k] = pos + mac
+        length[k] = snaplen
+        hatype[k] = np.int64(buf[pos + _TP3_SLL + 8]) | (np.int64(buf[pos + _TP3_SLL + 9]) << 8)
+        pkttype[k] = buf[pos + _TP3_SLL + 10]
+        k += 1
+        step = _u32(buf, pos, False)
+        if step == 0:
+            break
+        pos += step
+    return start[:k], length[:k], ts[:k], hatype[:k], pkttype[:k]
 
 
 @numba.njit(cache=True, nogil=True)

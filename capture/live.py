@@ -10,15 +10,20 @@ batches), both stopped by a ``Stop`` (wall-clock duration, frame count, or a ``t
   blocks through the compiled fast path as ``read_payloads`` reads a file. The
   counters are the ones dumpcap prints on exit ("Packets captured", "Packets received/dropped on interface ...").
   The ring keeps ``files`` files: a file deleted before it was read counts ``live.ring_file_lost``.
-- ``PacketSocketSource``: an AF_PACKET / SOCK_RAW / ETH_P_ALL socket read with plain ``recvfrom`` (no TPACKET_V3
-  mmap ring, no BPF filter: the stack drops what is not SCTP or TCP after one header look). The counters are
-  PACKET_STATISTICS (packets the kernel queued to the socket, and dropped because its buffer was full). As
-  libpcap does, a loopback interface's outgoing copy of each packet is skipped, so every packet is seen once.
+- ``PacketSocketSource``: an AF_PACKET / SOCK_RAW / ETH_P_ALL socket with a TPACKET_V3 receive ring: the kernel
+  writes frames into blocks of a memory-mapped ring and hands a block over when it is full or ``RETIRE_MS`` old;
+  each block is copied out, given back, and read as one block of frames through the compiled fast path (no BPF
+  filter: the compiled walk drops what is not SCTP or TCP). The counters are PACKET_STATISTICS (packets the
+  kernel queued to the ring, and dropped because no block was free). As libpcap does, a loopback interface's
+  outgoing copy of each packet is skipped, so every packet is seen once. VLAN tags the kernel strips on receive
+  are not put back (nothing sigloc reads is in them).
 
 docs/capture.md says how to run either as an unprivileged service user, and how to size the ring.
 """
 
+import mmap
 import re
+import select
 import shutil
 import signal
 import socket
@@ -26,13 +31,16 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from capture.fastpath import index_tpacket3
 from capture.link import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from capture.payloads import PayloadBatch
-from capture.pcap import read_frames
+from capture.pcap import Frames, read_frames
 from capture.sccp import CONNECTION_IDLE
 from capture.stack import Stack
 
@@ -46,13 +54,22 @@ FLUSH = 1.0                          # seconds: a live source hands over what it
 STOP_GRACE = 5.0                     # seconds dumpcap gets to exit after SIGTERM before it is killed
 
 # linux/if_packet.h and linux/if_ether.h
-ETH_P_ALL, SOL_PACKET, PACKET_STATISTICS, PACKET_OUTGOING = 0x0003, 263, 6, 4
-SO_RCVBUFFORCE = 33                  # asm-generic/socket.h: SO_RCVBUF beyond rmem_max, with CAP_NET_ADMIN
+ETH_P_ALL, SOL_PACKET, PACKET_OUTGOING = 0x0003, 263, 4
+PACKET_RX_RING, PACKET_STATISTICS, PACKET_VERSION, TPACKET_V3 = 5, 6, 10, 2
+TP_STATUS_KERNEL, TP_STATUS_USER = 0, 1
+# struct tpacket_req3: block size and count, frame size and count, block retire timeout (ms), private size, features.
+_REQ3 = struct.Struct("=7I")
+# struct tpacket_block_desc: version, offset_to_priv, then tpacket_hdr_v1: block_status, num_pkts,
+# offset_to_first_pkt, blk_len.
+_BLOCK_STATUS, _BLOCK_HEADER = struct.Struct("=I"), struct.Struct("=III")
+# struct tpacket_stats_v3: packets, drops, times the ring froze for want of a free block.
+_STATS_V3 = struct.Struct("=III")
 # linux/if_arp.h device types to link types: Ethernet and loopback carry an Ethernet header; tun/wireguard none.
 ARPHRD_LINKTYPES = {1: LINKTYPE_ETHERNET, 772: LINKTYPE_ETHERNET, 65534: LINKTYPE_RAW}
 ARPHRD_LOOPBACK = 772
-SOCKET_BUFFER = 64 << 20
-MAX_FRAME = 65536 + 64
+RING_BLOCK, RING_BYTES = 1 << 20, 64 << 20  # a block is handed over whole: 64 of 1 MiB hold a burst while we decode
+RING_FRAME = 2048                           # tp_frame_size: for TPACKET_V3 only a size the kernel checks
+RETIRE_MS = 50                              # a block that is not full is handed over after this long
 
 _DUMPCAP_CAPTURED = re.compile(r"^Packets captured: (\d+)")
 _DUMPCAP_RECEIVED = re.compile(r"^Packets received/dropped on interface '.*': (\d+)/(\d+) \(([^)]*)\)")
@@ -94,13 +111,12 @@ class _Live:
         self.ready = threading.Event()  # set once the capture is running: traffic from now on is seen
         self._flushed = time.monotonic()
 
-    def _frame(self, ts: float, linktype: int, data: memoryview) -> PayloadBatch | None:
-        """Feed one frame; a batch when one is due (every ``batch_frames`` frames or ``FLUSH`` seconds)."""
-        self.stats.frames += 1
-        self.stack.frame(self.stats.frames, ts, linktype, data)
-        if self.stats.frames % self.batch_frames == 0:
-            return self._batch()
-        return None
+    def _feed(self, blocks: Iterable[Frames]) -> Iterator[PayloadBatch]:
+        """Feed blocks of frames through the compiled fast path, numbering on; a batch every ``batch_frames``."""
+        for fed in self.stack.blocks(blocks, self.stats.frames, self.batch_frames):
+            self.stats.frames = fed
+            if fed % self.batch_frames == 0:
+                yield self._batch()
 
     def _due(self) -> PayloadBatch | None:
         if time.monotonic() - self._flushed >= FLUSH:
@@ -178,11 +194,7 @@ class DumpcapSource(_Live):
         if number > last_number + 1:
             self.stack.anomalies["live.ring_file_lost"] += number - last_number - 1
         try:  # a finished ring file is read like any capture file: in blocks, through the compiled fast path
-            for fed in self.stack.blocks(read_frames(path, self.stack.anomalies), self.stats.frames,
-                                         self.batch_frames):
-                self.stats.frames = fed
-                if fed % self.batch_frames == 0:
-                    yield self._batch()
+            yield from self._feed(read_frames(path, self.stack.anomalies))
         except FileNotFoundError:
             self.stack.anomalies["live.ring_file_lost"] += 1
         return number
@@ -208,53 +220,69 @@ class DumpcapSource(_Live):
 
 
 class PacketSocketSource(_Live):
-    """Payloads from an AF_PACKET socket on ``interface`` (needs CAP_NET_RAW)."""
+    """Payloads from an AF_PACKET TPACKET_V3 ring on ``interface`` (needs CAP_NET_RAW), ``ring_bytes`` in blocks
+    of ``block_bytes`` (a multiple of the page size)."""
 
     def __init__(self, interface: str, stop: Stop | None = None, mtp3_standard: str = "auto",
-                 connection_idle: float = CONNECTION_IDLE, batch_frames: int = 65536,
-                 buffer_bytes: int = SOCKET_BUFFER):
+                 connection_idle: float = CONNECTION_IDLE, batch_frames: int = 65536, ring_bytes: int = RING_BYTES,
+                 block_bytes: int = RING_BLOCK):
         super().__init__(stop or Stop(), mtp3_standard, connection_idle, batch_frames)
-        self.interface, self.buffer_bytes = interface, buffer_bytes
+        self.interface, self.block_bytes = interface, block_bytes
+        self.blocks = max(1, ring_bytes // block_bytes)
 
     def __iter__(self) -> Iterator[PayloadBatch]:
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        ring = None
         try:
-            try:  # past net.core.rmem_max where allowed: a burst must not overflow the socket while we decode
-                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, self.buffer_bytes)
-            except PermissionError:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.buffer_bytes)
+            sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
+            frames = self.block_bytes // RING_FRAME * self.blocks
+            sock.setsockopt(SOL_PACKET, PACKET_RX_RING, _REQ3.pack(self.block_bytes, self.blocks, RING_FRAME, frames,
+                                                                   RETIRE_MS, 0, 0))
+            ring = mmap.mmap(sock.fileno(), self.block_bytes * self.blocks)
             sock.bind((self.interface, 0))
-            sock.settimeout(POLL)
             self._statistics(sock)  # reading resets the counters: start from the bind
             self.ready.set()
-            started = time.monotonic()
+            poller = select.poll()
+            poller.register(sock, select.POLLIN | select.POLLERR)
+            started, block = time.monotonic(), 0
             while not self.stop.reached(started, self.stats.frames):
-                try:
-                    data, address = sock.recvfrom(MAX_FRAME)
-                except TimeoutError:
-                    data = None
-                if data is not None:
-                    _, _, pkttype, hatype, _ = address
-                    if pkttype == PACKET_OUTGOING and hatype == ARPHRD_LOOPBACK:
-                        continue
-                    linktype = ARPHRD_LINKTYPES.get(hatype)
-                    if linktype is None:
-                        self.stack.anomalies["live.unsupported_device_type"] += 1
-                        continue
-                    batch = self._frame(time.time(), linktype, memoryview(data))
-                    if batch is not None:
-                        yield batch
+                at = block * self.block_bytes
+                if _BLOCK_STATUS.unpack_from(ring, at + 8)[0] & TP_STATUS_USER:
+                    yield from self._feed([self._frames(ring, at)])
+                    block = (block + 1) % self.blocks
+                else:
+                    poller.poll(POLL * 1000)
                 batch = self._due()
                 if batch is not None:
                     yield batch
             self._statistics(sock)
         finally:
+            if ring is not None:
+                ring.close()
             sock.close()
         yield self._last()
 
+    def _frames(self, ring: mmap.mmap, at: int) -> Frames:
+        """The frames of the ring block at ``at``, copied out; the block goes back to the kernel at once."""
+        count, first, used = _BLOCK_HEADER.unpack_from(ring, at + 12)
+        data = ring[at:at + min(used or self.block_bytes, self.block_bytes)]
+        _BLOCK_STATUS.pack_into(ring, at + 8, TP_STATUS_KERNEL)
+        start, length, ts, hatype, pkttype = index_tpacket3(np.frombuffer(data, np.uint8), first, count)
+        linktype = np.full(len(start), -1, np.int32)
+        for device, link in ARPHRD_LINKTYPES.items():
+            linktype[hatype == device] = link
+        keep = ~((pkttype == PACKET_OUTGOING) & (hatype == ARPHRD_LOOPBACK))
+        if unsupported := int(np.count_nonzero(keep & (linktype < 0))):
+            self.stack.anomalies["live.unsupported_device_type"] += unsupported
+        keep &= linktype >= 0
+        if self.stop.packets is not None:  # the count stops within a block, at the packet it names
+            keep &= np.cumsum(keep) <= self.stop.packets - self.stats.frames
+        return Frames(data, start[keep], length[keep], ts[keep], linktype[keep])
+
     def _statistics(self, sock: socket.socket) -> None:
-        """struct tpacket_stats: packets queued to the socket and drops, both since the last read."""
-        packets, drops = struct.unpack("II", sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+        """struct tpacket_stats_v3: packets queued to the ring, drops and ring freezes, all since the last read."""
+        packets, drops, freezes = _STATS_V3.unpack(sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, _STATS_V3.size))
         if self.ready.is_set():
             self.stats.received += packets
             self.stats.dropped += drops
+            self.stats.detail["ring_frozen"] = self.stats.detail.get("ring_frozen", 0) + freezes

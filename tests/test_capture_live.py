@@ -95,6 +95,34 @@ def test_packet_socket_source_sees_every_payload(replay):
     assert source.stats.received >= len(frames)  # the kernel counts lo's outgoing copies too
 
 
+def test_packet_ring_stops_at_the_packet_count_within_a_block(replay):
+    path, frames = replay
+    stop = threading.Event()
+    source = PacketSocketSource("lo", stop=Stop(packets=100, event=stop, duration=DEADLINE))
+    batches = _capture_while_replaying(source, frames, stop)
+    assert source.stats.frames == 100
+    assert _rows(batches) == _rows([next(iter(read_payloads(path, batch_frames=100)))])  # frames 1-100
+
+
+def test_packet_ring_counts_what_it_had_no_room_for(replay):
+    """A ring of two 8 KiB blocks that nobody drains while the replay runs: every frame is either read or counted
+    as dropped by the kernel."""
+    _, frames = replay
+    stop = threading.Event()
+    source = PacketSocketSource("lo", stop=Stop(event=stop, duration=DEADLINE), batch_frames=10 ** 6,
+                                ring_bytes=2 * 8192, block_bytes=8192)
+    batches = iter(source)
+    first = next(batches)  # the ring is up; the time-due batch, and then nobody reads the ring
+    assert source.ready.is_set() and not len(first)
+    _send(frames)
+    time.sleep(0.3)
+    stop.set()
+    list(batches)
+    assert source.stats.dropped > 0 and source.stats.detail["ring_frozen"] > 0
+    assert source.stats.frames + source.stats.dropped >= len(frames)
+    assert source.stats.frames < len(frames)
+
+
 @pytest.mark.skipif(DUMPCAP is None or not os.path.exists(DUMPCAP), reason="dumpcap (wireshark-common) missing")
 def test_dumpcap_ring_source_reads_every_file_and_the_drop_counters(replay, tmp_path):
     path, frames = replay
