@@ -101,6 +101,7 @@ SOURCE_SCHEMA: dict[str, Key] = {
     "path": Key(str, ""),
     "filter": Key(str, ""),
     "ring_dir": Key(str, "sigloc-ring", path="new"),
+    "ring_mb": Key(int, 64, low=1, high=16384),  # a socket source's TPACKET_V3 ring, in 1 MiB blocks
 }
 
 

@@ -313,7 +313,7 @@ class Daemon:
             live = DumpcapSource(src["interface"], src["ring_dir"], bpf=src["filter"] or None, stop=stop,
                                  mtp3_standard=mtp3)
         else:
-            live = PacketSocketSource(src["interface"], stop=stop, mtp3_standard=mtp3)
+            live = PacketSocketSource(src["interface"], stop=stop, mtp3_standard=mtp3, ring_bytes=src["ring_mb"] << 20)
         state = DecodeState()
         started = int(time.time())
         for n, messages in enumerate(decode_batches(live, state)):

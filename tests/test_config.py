@@ -55,6 +55,7 @@ def test_example_config_validates_with_defaults_and_resolved_paths(site):
     ("path = \"incoming\"", "path = \"nowhere\"", "path = \"nowhere\"", "source.path: directory 'nowhere'"),
     ("interface = \"ens1f0\"\n", "", "[[source]]", "source.interface: a dumpcap source needs interface"),
     ("kind = \"directory\"", "kind = \"ftp\"", "kind = \"ftp\"", "source.kind: 'ftp' is not one of"),
+    ("ring_dir = \"/var/lib/sigloc/ring\"", "ring_mb = 0", "ring_mb", "source.ring_mb: 0 is outside 1..16384"),
     ("[web]", "[webui]", "[webui]", "webui: unknown section"),
     ("cells = \"cells.csv\"", "", "[reference]", "reference.cells: required key is missing"),
 ])
