@@ -28,9 +28,7 @@ def imei_of_fields(imei: str | None, imeisv: str | None) -> str | None:
 
 
 # S1AP messages whose eNB UE S1AP ID is the one a handover's target eNB allocated (TS 36.413 §8.4).
-_TARGET_ENB_ID = frozenset(("handover_request_acknowledge", "handover_notify", "path_switch_request"))
-# The S1AP messages that may index a context under new IDs or drop it, whatever the IDs' state.
-S1AP_REINDEXING = _TARGET_ENB_ID | {"initial_ue_message", "ue_context_release_complete"}
+TARGET_ENB_ID = frozenset(("handover_request_acknowledge", "handover_notify", "path_switch_request"))
 # The (proto, msg) whose cell IEs locate the connection's phone: Complete Layer 3 and handover on A (the LAI of a
 # DTAP Location Updating Request is the *old* one, so never a location), the uplink S1AP messages with an ECGI.
 LOCATING = frozenset((("bssmap", "complete_layer3_information"), ("bssmap", "handover_performed"),
@@ -58,6 +56,17 @@ def encode_cell(cell: Cell | None) -> list | None:
 
 def decode_cell(values: list | None) -> Cell | None:
     return Cell(*values) if values else None
+
+
+def encode_context(ctx: "UeContext") -> list:
+    """A context as a snapshot holds it (docs/events.md "Identity store")."""
+    return [ctx.iface, ctx.imsi, ctx.presented_tmsi, ctx.new_tmsi, ctx.imei, encode_cell(ctx.cell),
+            [encode_fact(f) for f in ctx.pending]]
+
+
+def decode_context(values: list) -> "UeContext":
+    iface, imsi, tmsi, new, imei, cell, pending = values
+    return UeContext(iface, imsi, tmsi, new, imei, decode_cell(cell), [decode_fact(f) for f in pending])
 
 
 def encode_fact(fact: tuple) -> list:
@@ -88,9 +97,10 @@ class UeContext:
 class Correlator:
     """Feeds on message records in capture order; ``observe`` returns the context each belongs to.
 
-    EventDeriver.feed (events.py) reads and updates the indexes itself on its fast paths, for the messages that
-    only name a context already indexed: a change to what observe_* do to them must be made there too (its
-    differential test, tests/test_events_fast.py, compares the two)."""
+    The identity tables and what each message teaches of its context's subscriber (``learn_*``) are shared with
+    EventDeriver (events.py), which finds the contexts of a whole batch in one compiled pass
+    (decoders/connections.py); the connection indexes here, record at a time, are that pass's reference: a change
+    to what observe_* do with the IDs must be made there too (tests/test_connections.py compares the two)."""
 
     def __init__(self, home_mcc: str = "460", home_mnc: str = "00"):
         self.home = (home_mcc, home_mnc)
@@ -111,6 +121,8 @@ class Correlator:
     # -- identity ---------------------------------------------------------------------------------
     def _identify(self, ctx: UeContext, imsi: str | None = None, tmsi: int | None = None,
                   new_tmsi: int | None = None, imei: str | None = None) -> None:
+        if not imsi and tmsi is None and new_tmsi is None and not imei:
+            return  # a message that names nobody teaches nothing (what it would re-assert is already known)
         table = self.tmsi_imsi if ctx.iface == "A" else self.m_tmsi_imsi
         if tmsi is not None:
             ctx.presented_tmsi = tmsi
@@ -179,24 +191,44 @@ class Correlator:
     # other messages). They set ``cell_changed`` and ``imei_seen`` (see __init__).
     def observe_a(self, bssmap: bool, msg: str, conn: int | None, imsi: str | None, tmsi: int | None,
                   imei: str | None, cell: Cell | None) -> UeContext | None:
-        if conn is None:  # connectionless: Paging names IMSI and TMSI together
-            if msg == "paging" and imsi and tmsi is not None:
-                self.tmsi_imsi[tmsi] = imsi
+        if conn is None:
+            self.learn_connectionless(msg, imsi, tmsi)
             return None
         ctx = self._sccp.get(conn)
         if ctx is None or (bssmap and msg == "complete_layer3_information"):
             ctx = self._sccp[conn] = UeContext("A")
+        self.learn_a(ctx, bssmap, msg, imsi, tmsi, imei, cell)
+        if bssmap and msg == "clear_complete":
+            self._release(self._sccp.pop(conn))
+        return ctx
+
+    # What a message teaches of its context's subscriber, once the context is found (the same arguments as the
+    # observe_* methods): identities and the serving cell.
+    def learn_connectionless(self, msg: str, imsi: str | None, tmsi: int | None) -> None:
+        if msg == "paging" and imsi and tmsi is not None:  # Paging names IMSI and TMSI together
+            self.tmsi_imsi[tmsi] = imsi
+
+    def learn_a(self, ctx: UeContext, bssmap: bool, msg: str, imsi: str | None, tmsi: int | None, imei: str | None,
+                cell: Cell | None) -> None:
         if bssmap:
             if cell is not None:
                 self._locate(ctx, cell)
-            elif msg == "clear_complete":
-                self._release(self._sccp.pop(conn))
-            return ctx
-        if msg in ("location_updating_accept", "tmsi_reallocation_command"):
+        elif msg in ("location_updating_accept", "tmsi_reallocation_command"):
             self._identify(ctx, new_tmsi=tmsi)
         else:
             self._identify(ctx, imsi=imsi, tmsi=tmsi, imei=imei)
-        return ctx
+
+    def learn_s1ap(self, ctx: UeContext, msg: str, m_tmsi: int | None, cell: Cell | None) -> None:
+        if msg == "initial_ue_message" and m_tmsi is not None:
+            self._identify(ctx, tmsi=m_tmsi)
+        if cell is not None:
+            self._locate(ctx, cell)
+
+    def learn_nas(self, ctx: UeContext, msg: str, imsi: str | None, m_tmsi: int | None, imei: str | None) -> None:
+        if msg in ("attach_accept", "tracking_area_update_accept", "guti_reallocation_command"):
+            self._identify(ctx, new_tmsi=m_tmsi)
+        else:
+            self._identify(ctx, imsi=imsi, tmsi=m_tmsi, imei=imei)
 
     def observe_s1ap(self, msg: str, assoc: int | None, mme: int | None, enb: int | None, m_tmsi: int | None,
                      cell: Cell | None) -> UeContext | None:
@@ -206,8 +238,6 @@ class Correlator:
         enb_key = (assoc, enb)
         if msg == "initial_ue_message":
             ctx, on_enb, on_mme = UeContext("S1"), None, None
-            if m_tmsi is not None:
-                self._identify(ctx, tmsi=m_tmsi)
         else:
             on_enb = self._by_enb.get(enb_key) if enb is not None else None
             on_mme = self._by_mme.get(mme) if mme is not None else None
@@ -215,7 +245,7 @@ class Correlator:
             # In a handover the MME ID names the context and the eNB ID is the target's. Otherwise a context the
             # eNB opened that has no MME ID yet is getting one now, from the MME's first message on it, even if an
             # earlier connection whose release went unseen held that ID.
-            if mme is not None and (ctx is None or ctx.mme_id is not None or msg in _TARGET_ENB_ID):
+            if mme is not None and (ctx is None or ctx.mme_id is not None or msg in TARGET_ENB_ID):
                 ctx = on_mme or ctx
             if ctx is None:
                 ctx = UeContext("S1")
@@ -224,8 +254,7 @@ class Correlator:
             self._index_enb(enb_key, ctx)
         if mme is not None and (on_mme is not ctx or ctx.mme_id != mme):
             self._index_mme(mme, ctx)
-        if cell is not None:
-            self._locate(ctx, cell)
+        self.learn_s1ap(ctx, msg, m_tmsi, cell)
         if msg == "ue_context_release_complete":
             self._by_mme.pop(mme, None)
             self._by_enb.pop(enb_key, None)
@@ -261,50 +290,18 @@ class Correlator:
 
     def observe_nas(self, msg: str, imsi: str | None, m_tmsi: int | None, imei: str | None) -> UeContext | None:
         ctx = self._s1_current
-        if ctx is None:
-            return None
-        if msg in ("attach_accept", "tracking_area_update_accept", "guti_reallocation_command"):
-            self._identify(ctx, new_tmsi=m_tmsi)
-        else:
-            self._identify(ctx, imsi=imsi, tmsi=m_tmsi, imei=imei)
+        if ctx is not None:
+            self.learn_nas(ctx, msg, imsi, m_tmsi, imei)
         return ctx
 
-    # -- the store (snapshot/restore, eviction; events.py owns the file) -----------------------------------
-    def contexts(self) -> list[UeContext]:
-        """Every open context once, in a stable order (the snapshot refers to them by position)."""
-        return list({id(c): c for c in [*self._sccp.values(), *self._by_mme.values(), *self._by_enb.values(),
-                                         *([self._s1_current] if self._s1_current else [])]}.values())
+    # -- the store (snapshot/restore, eviction; events.py owns the file and the connections) ---------------
+    def state(self) -> dict:
+        return {"tmsi": list(self.tmsi_imsi.items()), "m_tmsi": list(self.m_tmsi_imsi.items()), "imei": self.imei_of}
 
-    def state(self, contexts: list[UeContext]) -> dict:
-        index = {id(c): n for n, c in enumerate(contexts)}
-        return {
-            "tmsi": list(self.tmsi_imsi.items()), "m_tmsi": list(self.m_tmsi_imsi.items()),
-            "imei": self.imei_of,
-            "contexts": [[c.iface, c.imsi, c.presented_tmsi, c.new_tmsi, c.imei, encode_cell(c.cell),
-                          [encode_fact(f) for f in c.pending]] for c in contexts],
-            "sccp": [[conn, index[id(c)]] for conn, c in self._sccp.items()],
-            "by_mme": [[mme, index[id(c)]] for mme, c in self._by_mme.items()],
-            "by_enb": [[assoc, enb, index[id(c)]] for (assoc, enb), c in self._by_enb.items()],
-            "s1_current": index[id(self._s1_current)] if self._s1_current else None,
-        }
-
-    def load(self, state: dict) -> list[UeContext]:
-        """Restore ``state``; returns the contexts in snapshot order."""
+    def load(self, state: dict) -> None:
         self.tmsi_imsi.update((int(t), sys.intern(imsi)) for t, imsi in state.get("tmsi", []))
         self.m_tmsi_imsi.update((int(t), sys.intern(imsi)) for t, imsi in state.get("m_tmsi", []))
         self.imei_of.update((sys.intern(imsi), imei) for imsi, imei in state.get("imei", {}).items())
-        contexts = [UeContext(iface, imsi, tmsi, new, imei, decode_cell(cell), [decode_fact(f) for f in pending])
-                    for iface, imsi, tmsi, new, imei, cell, pending in state.get("contexts", [])]
-        self._sccp.update((conn, contexts[n]) for conn, n in state.get("sccp", []))
-        for mme, n in state.get("by_mme", []):
-            self._by_mme[mme] = contexts[n]
-            contexts[n].mme_id = mme
-        for assoc, enb, n in state.get("by_enb", []):
-            self._by_enb[(assoc, enb)] = contexts[n]
-            contexts[n].enb_key = (assoc, enb)
-        current = state.get("s1_current")
-        self._s1_current = contexts[current] if current is not None else None
-        return contexts
 
     def forget(self, imsis: set[str]) -> None:
         """Drop what the store knows of ``imsis`` (expired or evicted); open connections keep theirs."""
@@ -313,12 +310,3 @@ class Correlator:
                 del table[tmsi]
         for imsi in imsis:
             self.imei_of.pop(imsi, None)
-
-    def close_all(self) -> None:
-        """End of input: every open context is released so its pending facts are flushed."""
-        for ctx in {id(c): c for c in [*self._sccp.values(), *self._by_mme.values(),
-                                        *self._by_enb.values()]}.values():
-            self._release(ctx)
-        self._sccp.clear()
-        self._by_mme.clear()
-        self._by_enb.clear()

@@ -25,8 +25,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from decoders.correlate import (A_PROTOS, LOCATING, S1AP_REINDEXING, Cell, Correlator, UeContext, decode_cell,
-                                encode_cell, imei_of_fields)
+from decoders import connections
+from decoders.correlate import (A_PROTOS, LOCATING, TARGET_ENB_ID, Cell, Correlator, UeContext, decode_cell,
+                                decode_context, encode_cell, encode_context, imei_of_fields)
 from decoders.decode import DecodeState, decode_file
 from decoders.patterns import US, PatternDetector
 from decoders.records import EVENT_SCHEMA, EventKind, timestamps
@@ -142,58 +143,75 @@ def _dictionary(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list]:
 
 
 class _Kinds:
-    """A batch's messages by (proto, msg): the lists of both, and masks of the rows whose kind passes a test,
-    each test run once per distinct kind rather than once per row (the joined strings cost more than the rest)."""
+    """A batch's messages by (proto, msg): masks and codes of the rows whose kind passes a test, each test run once
+    per distinct kind rather than once per row (the joined strings cost more than the rest), and both names of
+    the rows asked for."""
 
     def __init__(self, messages: pa.Table):
-        proto_codes, protos = _dictionary(messages["proto"])
-        msg_codes, msgs = _dictionary(messages["msg"])
-        self.proto = np.array(protos, dtype=object)[proto_codes].tolist()  # one str object per distinct value
-        self.msg = np.array(msgs, dtype=object)[msg_codes].tolist()
-        self._codes = proto_codes * len(msgs) + msg_codes
-        self._kinds = [(proto, msg) for proto in protos for msg in msgs]
+        proto_codes, self._protos = _dictionary(messages["proto"])
+        msg_codes, self._msgs = _dictionary(messages["msg"])
+        self._proto_codes, self._msg_codes = proto_codes, msg_codes
+        self._codes = proto_codes * len(self._msgs) + msg_codes
+        self._kinds = [(proto, msg) for proto in self._protos for msg in self._msgs]
 
     def where(self, test: Callable[[tuple], bool], dtype=bool) -> np.ndarray:
         """``test`` of each row's (proto, msg); a test giving other than a truth value names its ``dtype``."""
         return np.array([test(kind) for kind in self._kinds], dtype=dtype)[self._codes]
 
-
-# Row classes of the feed loop: the messages that only name their connection (no identity, no behaviour, no cell,
-# no new TMSI, no (re)indexing) or release it, each with a fast path; _SKIP rows change nothing; _FULL rows take
-# observe_*.
-_FULL, _S1AP_BOOKKEEPING, _NAS_PLAIN, _A_PLAIN, _S1AP_RELEASE, _A_RELEASE, _SKIP = range(7)
-_NEW_TMSI = frozenset((("nas-eps", "attach_accept"), ("nas-eps", "tracking_area_update_accept"),
-                       ("nas-eps", "guti_reallocation_command"), ("dtap", "location_updating_accept"),
-                       ("dtap", "tmsi_reallocation_command")))
+    def names(self, rows: np.ndarray) -> tuple[list, list]:
+        """The proto and msg of the rows numbered ``rows`` (one str object per distinct value)."""
+        return (np.array(self._protos, dtype=object)[self._proto_codes[rows]].tolist(),
+                np.array(self._msgs, dtype=object)[self._msg_codes[rows]].tolist())
 
 
-def _class_of_kind(proto: str | None, msg: str | None) -> int:
+# What the connection pass (decoders/connections.py) does with each kind of message.
+_S1AP_KINDS = {"initial_ue_message": connections.S1AP_INITIAL, "ue_context_release_complete": connections.S1AP_RELEASE,
+               **dict.fromkeys(TARGET_ENB_ID, connections.S1AP_TARGET)}
+_A_KINDS = {("bssmap", "complete_layer3_information"): connections.BSSMAP_CL3,
+            ("bssmap", "clear_complete"): connections.BSSMAP_CLEAR,
+            ("dtap", "setup"): connections.DTAP_SETUP, ("dtap", "release_complete"): connections.DTAP_CALL_END}
+
+
+def _pass_kind(kind: tuple) -> int:
+    proto, msg = kind
     if msg == "malformed" or proto not in ("s1ap", "nas-eps", *A_PROTOS):
-        return _SKIP
-    if (proto, msg) in LOCATING or (proto, msg) in _NEW_TMSI or (proto, msg) in _RULES:
-        return _FULL
+        return connections.SKIP
     if proto == "s1ap":
-        if msg == "ue_context_release_complete":
-            return _S1AP_RELEASE
-        return _FULL if msg in S1AP_REINDEXING else _S1AP_BOOKKEEPING
+        return _S1AP_KINDS.get(msg, connections.S1AP)
     if proto == "nas-eps":
-        return _NAS_PLAIN
-    if (proto, msg) == ("bssmap", "clear_complete"):
-        return _A_RELEASE
-    return _FULL if (proto, msg) == ("dtap", "setup") else _A_PLAIN
+        return connections.NAS
+    return _A_KINDS.get(kind, connections.BSSMAP if proto == "bssmap" else connections.DTAP)
 
 
-def _classes(messages: pa.Table, kinds: _Kinds, rule_rows: np.ndarray) -> list[int]:
-    """Each row's class, from its (proto, msg) and which of its fields are set."""
-    classes = kinds.where(lambda kind: _class_of_kind(*kind), np.int8)
-    valid = {name: pc.is_valid(messages[name]).to_numpy(zero_copy_only=False)
-             for name in ("imsi", "tmsi", "m_tmsi", "imei", "imeisv", "mme_ue_id", "enb_ue_id", "conn")}
-    bare = ~(valid["imsi"] | valid["tmsi"] | valid["m_tmsi"] | valid["imei"] | valid["imeisv"] | rule_rows)
-    classes[((classes == _S1AP_BOOKKEEPING) | (classes == _S1AP_RELEASE))
-            & ~(valid["mme_ue_id"] & valid["enb_ue_id"])] = _FULL
-    classes[((classes == _NAS_PLAIN) | (classes == _A_PLAIN)) & ~bare] = _FULL
-    classes[((classes == _A_PLAIN) | (classes == _A_RELEASE)) & ~valid["conn"]] = _FULL
-    return classes.tolist()
+def _telling(kind: tuple) -> bool:
+    """Whether a message of this kind may teach its context something (an identity, a cell, a behaviour) or, on
+    none, the store (a Paging): the messages the feed loop must see once the connection pass has found their
+    context. The others only name their connection, or release it (EventDeriver._settle), or move a call on."""
+    return kind[0] in ("nas-eps", "dtap") or kind in LOCATING or kind == ("bssmap", "paging")
+
+
+# How the feed loop takes a row it visits: all it may teach, or only the call it moves on.
+_FULL, _QUIET = range(2)
+
+
+def _visits(kinds: _Kinds, walk: connections.Walk, messages: pa.Table) -> tuple[np.ndarray, list[int]]:
+    """The rows the feed loop visits — the telling ones on a context (a Paging on none) save DTAP and NAS
+    messages with no identity and no behaviour, and those on a connection with a call in progress — and how it
+    takes each."""
+    named = np.any([pc.is_valid(messages[name]).to_numpy(zero_copy_only=False)
+                    for name in ("imsi", "tmsi", "m_tmsi", "imei", "imeisv")], 0)
+    telling = kinds.where(_telling) & (named | kinds.where(lambda kind: kind[0] not in ("nas-eps", "dtap")
+                                                           or kind in _RULES))
+    rows = np.flatnonzero((telling & (walk.ctx >= 0)) | walk.on_call | kinds.where(("bssmap", "paging").__eq__))
+    return rows, np.where(telling[rows], _FULL, _QUIET).tolist()
+
+
+def _placed(rows: np.ndarray, some: np.ndarray, values: list) -> list:
+    """``values`` of the rows numbered ``some`` (a subset of ``rows``) at their places among ``rows``, else None."""
+    out = [None] * len(rows)
+    for at, value in zip(np.searchsorted(rows, some).tolist(), values):
+        out[at] = value
+    return out
 
 
 _NO_CELL = (None,) * 7  # the location fields of an event without a cell (EventDeriver._table)
@@ -218,6 +236,8 @@ class EventDeriver:
     def __init__(self, config: EventConfig | None = None):
         self.config = config or EventConfig()
         self.correlator = Correlator(self.config.home_mcc, self.config.home_mnc)
+        self.connections = connections.ConnectionIndex()
+        self._contexts: dict[int, UeContext] = {}  # context id (the connection pass's) -> its context, once seen
         self._last_cell: dict[str, Cell] = {}  # subscriber key -> last observed cell since power on
         self._calls: dict[UeContext, _Call] = {}  # A connection -> its call in progress
         self._phone: dict[str, str] = {}          # IMSI -> TAC and serial number of the last IMEI seen
@@ -231,124 +251,123 @@ class EventDeriver:
             return self._feed(messages)
 
     def _feed(self, messages: pa.Table) -> pa.Table:
-        # No record per message (building one dict per row cost most of the time): the fields every message needs
-        # as one Python list per column, and what only a few need — the serving cell of the LOCATING messages, the
-        # behaviour of those with a rule, the IMEI of an IMEISV — worked out in bulk for those rows alone. Capture
-        # times as float seconds straight from the µs integers (datetime objects cost more than the rest).
-        rows = len(messages)
+        # The connection pass finds every row's context; the loop visits only the rows that can change something
+        # (_visits), with no record per message (building one dict per row cost most of the time): the fields
+        # they need as one Python list per column of those rows, and what only a few need — the serving cell of
+        # the LOCATING messages, the behaviour of those with a rule, the IMEI of an IMEISV — worked out in bulk
+        # for those rows alone. Capture times as float seconds straight from the µs integers.
         kinds = _Kinds(messages)
-        proto, msg = kinds.proto, kinds.msg
-        frame, imsi, mme, enb, assoc, conn, cause, cause_group = (
-            messages[name].to_pylist() for name in ("frame", "imsi", "mme_ue_id", "enb_ue_id", "assoc", "conn",
-                                                    "cause", "cause_group"))
-        ts = pc.divide(pc.cast(messages["ts"], pa.int64()), float(US)).to_pylist()
-        tmsi = pc.if_else(pc.is_in(messages["proto"], pa.array(sorted(A_PROTOS))), messages["tmsi"],
-                          messages["m_tmsi"]).to_pylist()  # the TMSI of the message's interface (M-TMSI on S1)
-        imei = messages["imei"].to_pylist()
-        for i, given, imeisv in _some_rows(messages, np.flatnonzero(pc.is_valid(messages["imeisv"]).to_numpy(
+        walk = self.connections.walk(kinds.where(_pass_kind, np.int8), messages["assoc"], messages["mme_ue_id"],
+                                     messages["enb_ue_id"], messages["conn"])
+        rows, how = _visits(kinds, walk, messages)
+        picked = messages.select(["frame", "ts", "proto", "imsi", "tmsi", "m_tmsi", "imei", "imeisv", "cause",
+                                  "cause_group", "mcc", "mnc", "lac", "ci", "tac", "eci"]).take(rows)
+        proto, msg = kinds.names(rows)
+        frame, imsi, cause, cause_group, imei = (picked[name].to_pylist()
+                                                 for name in ("frame", "imsi", "cause", "cause_group", "imei"))
+        ts = pc.divide(pc.cast(picked["ts"], pa.int64()), float(US)).to_pylist()
+        tmsi = pc.if_else(pc.is_in(picked["proto"], pa.array(sorted(A_PROTOS))), picked["tmsi"],
+                          picked["m_tmsi"]).to_pylist()  # the TMSI of the message's interface (M-TMSI on S1)
+        for j, given, imeisv in _some_rows(picked, np.flatnonzero(pc.is_valid(picked["imeisv"]).to_numpy(
                 zero_copy_only=False)), ("imei", "imeisv")):
-            imei[i] = imei_of_fields(given, imeisv)
-        correlator = self.correlator
-        cells = self._cells(messages, np.flatnonzero(kinds.where(LOCATING.__contains__)))
-        behaviours = [None] * rows
-        rule_rows = kinds.where(_RULES.__contains__)
-        for i, p, m, kind, uplink, called, calling in _some_rows(
-                messages, np.flatnonzero(rule_rows), ("proto", "msg", "update_type", "uplink", "called", "calling")):
-            behaviours[i] = _RULES[p, m](kind or "", uplink, called, calling)
-        s1ap, nas, a_interface = correlator.observe_s1ap, correlator.observe_nas, correlator.observe_a
-        by_enb, by_mme, sccp, identify = correlator._by_enb, correlator._by_mme, correlator._sccp, correlator._identify
-        released, calls, power_on = correlator.released, self._calls, EventKind.POWER_ON
-        last = rows - 1
-        # Only what the fast paths read is unpacked per row (a wider zip costs every row); the rest by index.
-        for i, (k, p, m, c, a, mme_id, enb_id) in enumerate(zip(_classes(messages, kinds, rule_rows), proto, msg, conn,
-                                                               assoc, mme, enb)):
-            # A class's fast path does what observe_* and the code after it would do once the context is found;
-            # a context that is not falls through to them. Between rows a context with an IMSI has nothing
-            # pending (the row that gave it either flushed it), so only a row that ends a call or a connection
-            # flushes.
-            if k:
-                if k == _S1AP_BOOKKEEPING:  # on a context indexed under its eNB ID: current, and named by both
-                    key = (a, enb_id)
-                    ctx = by_enb.get(key)
-                    if ctx is not None and ctx.enb_key == key:
-                        if ctx.mme_id == mme_id and by_mme.get(mme_id) is ctx:
-                            correlator._s1_current = ctx
-                            continue
-                        if ctx.mme_id is None and mme_id not in by_mme:  # the MME's first message on it
-                            by_mme[mme_id] = ctx
-                            ctx.mme_id = mme_id
-                            correlator._s1_current = ctx
-                            continue
-                elif k == _NAS_PLAIN:
-                    ctx = correlator._s1_current
-                    if ctx is not None and ctx.imsi and (ctx.new_tmsi is not None or ctx.imei):
-                        identify(ctx)  # what any message on the connection does: its TMSI and IMEI re-asserted
-                    continue
-                elif k == _A_PLAIN:
-                    ctx = sccp.get(c)
-                    if ctx is not None:
-                        if p == "dtap" and ctx.imsi and (ctx.new_tmsi is not None or ctx.imei):
-                            identify(ctx)
-                        if ctx in calls:  # its end (Release Complete) waits on the context like any event
-                            self._follow_call(ctx, p, m, frame[i], cause_group[i], cause[i], ts[i])
-                            if ctx.imsi and ctx.pending:
-                                self._flush(ctx)
-                        continue
-                elif k == _S1AP_RELEASE:  # of a context indexed under both IDs: unindexed and released
-                    key = (a, enb_id)
-                    ctx = by_enb.get(key)
-                    if ctx is not None and ctx.enb_key == key and ctx.mme_id == mme_id and by_mme.get(mme_id) is ctx:
-                        del by_enb[key], by_mme[mme_id]
-                        ctx.mme_id = ctx.enb_key = None
-                        correlator._s1_current = ctx
-                        correlator._release(ctx)
-                        self._drain_released()
-                        continue
-                elif k == _A_RELEASE:
-                    ctx = sccp.pop(c, None)
-                    if ctx is not None:
-                        correlator._release(ctx)
-                        if ctx in calls:  # the BSSMAP message is the call's last so far, then its end
-                            self._follow_call(ctx, p, m, frame[i], cause_group[i], cause[i], ts[i])
-                        self._drain_released()
-                        continue
-                else:  # _SKIP
-                    continue
-            if p == "s1ap":
-                ctx = s1ap(m, a, mme_id, enb_id, tmsi[i], cells[i])
-            elif p == "nas-eps":
-                ctx = nas(m, imsi[i], tmsi[i], imei[i])
+            imei[j] = imei_of_fields(given, imeisv)
+        located = np.flatnonzero(kinds.where(LOCATING.__contains__)[rows])
+        cells = _placed(np.arange(len(rows)), located, self._cells(picked, located))
+        # A behaviour per rule row, and whether the row after each visited one is a power on (its cell is no move).
+        rule_rows = np.flatnonzero(kinds.where(_RULES.__contains__))
+        found = [_RULES[p, m](kind or "", uplink, called, calling) for _, p, m, kind, uplink, called, calling in
+                 _some_rows(messages, rule_rows, ("proto", "msg", "update_type", "uplink", "called", "calling"))]
+        power_on, on = EventKind.POWER_ON, np.zeros(len(messages) + 1, bool)
+        on[rule_rows] = [f is not None and f[0] == power_on for f in found]
+        before_power_on = on[rows + 1].tolist()
+        visited = np.zeros(len(messages), bool)
+        visited[rows] = True
+        behaviours = _placed(rows, rule_rows[visited[rule_rows]],
+                             [f for f, seen in zip(found, visited[rule_rows].tolist()) if seen])
+
+        correlator, contexts, calls = self.correlator, self._contexts, self._calls
+        learn_a, learn_s1ap, learn_nas = correlator.learn_a, correlator.learn_s1ap, correlator.learn_nas
+        released_row, released_id = walk.released_row.tolist(), walk.released_id.tolist()
+        r, next_release = 0, (released_row[0] if released_row else len(messages))
+        for j, (i, k, cid, p, m) in enumerate(zip(rows.tolist(), how, walk.ctx[rows].tolist(), proto, msg)):
+            if next_release < i:  # released by rows not visited
+                r = self._settle(released_row, released_id, r, i)
+                next_release = released_row[r] if r < len(released_row) else len(messages)
+            if cid < 0:  # a message of no connection
+                if p in A_PROTOS:
+                    correlator.learn_connectionless(m, imsi[j], tmsi[j])
+                continue
+            ctx = contexts.get(cid)
+            if ctx is None:
+                ctx = contexts[cid] = UeContext("A" if p in A_PROTOS else "S1")
+            if k:  # _QUIET: what the general path below would do with such a row, in short
+                if ctx in calls:
+                    self._follow_call(ctx, p, m, frame[j], cause_group[j], cause[j], ts[j])
+                    if ctx.imsi and ctx.pending:
+                        self._flush(ctx)
             else:
-                ctx = a_interface(p == "bssmap", m, c, imsi[i], tmsi[i], imei[i], cells[i])
-            if ctx is not None:
+                if p == "s1ap":
+                    learn_s1ap(ctx, m, tmsi[j], cells[j])
+                elif p == "nas-eps":
+                    learn_nas(ctx, m, imsi[j], tmsi[j], imei[j])
+                else:
+                    learn_a(ctx, p == "bssmap", m, imsi[j], tmsi[j], imei[j], cells[j])
                 # The cell of a power on is no move: it becomes the last cell (_flush). The cell comes with the
                 # Initial UE Message / Complete Layer 3 record, the power on with the NAS/DTAP record after it
                 # (records of one payload, so of one table).
                 if correlator.cell_changed:
                     correlator.cell_changed = False
-                    after = behaviours[i + 1] if i < last else None
-                    if after is None or after[0] != power_on:
+                    if not before_power_on[j]:
                         if ctx.imsi and not ctx.pending:  # what _flush would do with it, straight away
-                            self._moved(ctx, ctx.imsi, ts[i], frame[i], ctx.cell)
+                            self._moved(ctx, ctx.imsi, ts[j], frame[j], ctx.cell)
                         else:
-                            ctx.pending.append(("cell", ts[i], frame[i], ctx.cell))
+                            ctx.pending.append(("cell", ts[j], frame[j], ctx.cell))
                 if correlator.imei_seen:
-                    ctx.pending.append(("imei", ts[i], frame[i], ctx.cell, correlator.imei_seen))
+                    ctx.pending.append(("imei", ts[j], frame[j], ctx.cell, correlator.imei_seen))
                     correlator.imei_seen = None
-                found = behaviours[i]
-                if found:
-                    ctx.pending.append(("event", ts[i], frame[i], ctx.cell, *found, cause[i]))
-                if ctx in calls or (m == "setup" and ctx.iface == "A"):  # only A connections have calls
-                    self._follow_call(ctx, p, m, frame[i], cause_group[i], cause[i], ts[i])
+                behaviour = behaviours[j]
+                if behaviour:
+                    ctx.pending.append(("event", ts[j], frame[j], ctx.cell, *behaviour, cause[j]))
+                if ctx in calls or (m == "setup" and p == "dtap"):  # only A connections have calls
+                    self._follow_call(ctx, p, m, frame[j], cause_group[j], cause[j], ts[j])
                 if ctx.imsi and ctx.pending:
                     self._flush(ctx)
-            if released:
-                self._drain_released()
+            if i == next_release:  # the contexts the message released, in order, then what waits on them
+                r = self._settle(released_row, released_id, r, i + 1)
+                next_release = released_row[r] if r < len(released_row) else len(messages)
+        self._settle(released_row, released_id, r, len(messages))
+        for cid in walk.dropped.tolist():  # no message can name them any more
+            contexts.pop(cid, None)
         return self._with_patterns(self._table())
 
+    def _settle(self, rows: list[int], ids: list[int], r: int, upto: int) -> int:
+        """The releases from the ``r``-th on made by rows before ``upto``, in order, then what waits on them; where
+        the next release is. A context no visited message named, or with nothing waiting and no call, has nothing
+        to settle."""
+        contexts, calls, released = self._contexts, self._calls, self.correlator.released
+        while r < len(rows) and rows[r] < upto:
+            ctx = contexts.get(ids[r])
+            if ctx is not None:
+                ctx.closed = True
+                if ctx.pending or ctx in calls:
+                    released.append(ctx)
+            r += 1
+        if released:
+            self._drain_released()
+        return r
+
+    def _context(self, cid: int, iface: str) -> UeContext:
+        """The context of id ``cid``; one no visited message named yet is a fresh one."""
+        ctx = self._contexts.get(cid)
+        if ctx is None:
+            ctx = self._contexts[cid] = UeContext(iface)
+        return ctx
+
     def _cells(self, messages: pa.Table, located: np.ndarray) -> list[Cell | None]:
-        """The serving cell each LOCATING message (row numbers ``located``) names (None for the others), one
-        ``cell_of`` per distinct set of cell IEs in the table rather than one per message."""
+        """The serving cell each message numbered ``located`` names (LOCATING ones), one ``cell_of`` per distinct
+        set of cell IEs in the table rather than one per message."""
+        if not len(located):
+            return []
         ies = messages.select(["mcc", "mnc", "lac", "ci", "tac", "eci"]).take(located)
         # One string per set of IEs: "" for a null, which cell_of reads like an empty MCC/MNC and no integer casts to.
         joined = pc.binary_join_element_wise(*(pc.cast(column, pa.string()) for column in ies.columns), "/",
@@ -360,15 +379,17 @@ class EventDeriver:
         _, first = np.unique(codes, return_index=True)  # codes count up from 0 in order of first appearance
         of_code = np.empty(len(first), dtype=object)
         of_code[:] = [self.correlator.cell_of(*ident) for ident in zip(*ies.take(first).to_pydict().values())]
-        cells = np.full(len(messages), None, dtype=object)
-        cells[located] = of_code[codes]
-        return cells.tolist()
+        return of_code[codes].tolist()
 
     def finish(self) -> pa.Table:
         """End of input: flush what waits on open connections."""
         with _collector_paused():
-            self.correlator.close_all()
+            sccp, by_mme, by_enb, current = self.connections.clear()
+            a_side = {cid for _, cid in sccp}
+            for cid in dict.fromkeys(entry[-1] for entry in (*sccp, *by_mme, *by_enb)):
+                self.correlator._release(self._context(cid, "A" if cid in a_side else "S1"))
             self._drain_released()
+            self._contexts = {cid: ctx for cid, ctx in self._contexts.items() if cid == current}
             return self._with_patterns(self._table())
 
     def _table(self) -> pa.Table:
@@ -503,10 +524,20 @@ class EventDeriver:
 
     def snapshot(self, path: str | os.PathLike) -> None:
         """Write the whole state (gzip JSON, docs/events.md "Identity store") so a fresh deriver resumes here."""
-        contexts = self.correlator.contexts()
+        sccp, by_mme, by_enb, current = self.connections.entries()
+        a_side = {cid for _, cid in sccp}
+        ids = list(dict.fromkeys([*(entry[-1] for entry in (*sccp, *by_mme, *by_enb)),
+                                  *([current] if current is not None else [])]))
+        number = {cid: n for n, cid in enumerate(ids)}
+        contexts = [self._context(cid, "A" if cid in a_side else "S1") for cid in ids]
         index = {id(c): n for n, c in enumerate(contexts)}
         state = {
-            "version": SNAPSHOT_VERSION, "correlator": self.correlator.state(contexts),
+            "version": SNAPSHOT_VERSION,
+            "correlator": {**self.correlator.state(), "contexts": [encode_context(c) for c in contexts],
+                           "sccp": [[conn, number[cid]] for conn, cid in sccp],
+                           "by_mme": [[mme, number[cid]] for mme, cid in by_mme],
+                           "by_enb": [[assoc, enb, number[cid]] for assoc, enb, cid in by_enb],
+                           "s1_current": number.get(current)},
             "last_cell": {key: encode_cell(cell) for key, cell in self._last_cell.items()},
             "phone": self._phone, "located": sorted(self._located),
             "calls": [[index[id(ctx)], call.answered, call.cause, call.ts, call.frame]
@@ -529,7 +560,13 @@ class EventDeriver:
         if version != SNAPSHOT_VERSION:
             raise StoreError(f"{path}: field version: {version!r}, expected {SNAPSHOT_VERSION}")
         try:
-            contexts = self.correlator.load(state.get("correlator", {}))
+            held = state.get("correlator", {})
+            self.correlator.load(held)
+            contexts = [decode_context(values) for values in held.get("contexts", [])]
+            ids = self.connections.load(len(contexts), held.get("sccp", []), held.get("by_mme", []),
+                                        held.get("by_enb", []), held.get("s1_current"),
+                                        [call[0] for call in state.get("calls", [])])
+            self._contexts = dict(zip(ids, contexts))
             self._last_cell.update((key, decode_cell(cell)) for key, cell in state.get("last_cell", {}).items())
             self._phone.update(state.get("phone", {}))
             self._located.update(state.get("located", []))

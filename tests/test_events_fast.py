@@ -1,11 +1,13 @@
-"""The feed loop's fast paths (decoders/events.py row classes) against its general path: with every row sent
-through observe_* instead, the events and the whole identity store come out the same — on the simulated city,
+"""The feed loop's short cuts (decoders/events.py: the rows left to the connection pass, the rows taken in short)
+against its general path: with every row visited and taken whole instead, the events and the whole identity
+store come out the same — on the simulated city,
 on every shared capture, and on random message streams that reuse S1AP IDs and SCCP connections (stale index
 entries, MME IDs moving between contexts, releases never seen)."""
 
 import gzip
 import json
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 
 import decoders.events as events_module
 from conftest import shared_pcaps
+from decoders.correlate import UeContext
 from decoders.decode import decode_file
 from decoders.events import EventConfig, EventDeriver
 from decoders.records import MESSAGE_SCHEMA, RecordBuilder
@@ -21,23 +24,26 @@ T0 = 1_777_593_600.0
 
 
 def _general_only(monkeypatch):
-    """Every row that the loop does not skip takes the general path."""
-    fast = events_module._class_of_kind
-    monkeypatch.setattr(events_module, "_class_of_kind", lambda proto, msg: (
-        events_module._SKIP if fast(proto, msg) == events_module._SKIP else events_module._FULL))
+    """Every row is visited and taken whole: no row left to the connection pass alone, none taken in short."""
+    monkeypatch.setattr(events_module, "_visits", lambda kinds, walk, messages: (
+        np.arange(len(walk.ctx)), [events_module._FULL] * len(walk.ctx)))
 
 
 def _contexts(deriver: EventDeriver) -> list:
-    """The correlator's contexts with the fields a snapshot leaves out (the IDs each thinks it is indexed under,
-    closed), and which context each index entry names."""
-    correlator = deriver.correlator
-    contexts = correlator.contexts()
-    index = {id(ctx): n for n, ctx in enumerate(contexts)}
-    return [[(c.iface, c.imsi, c.presented_tmsi, c.new_tmsi, c.imei, c.cell, list(c.pending), c.closed, c.mme_id,
-              c.enb_key) for c in contexts],
-            *([(key, index[id(ctx)]) for key, ctx in table.items()]
-              for table in (correlator._sccp, correlator._by_mme, correlator._by_enb)),
-            index.get(id(correlator._s1_current))]
+    """The open contexts (one no visited message named yet is a fresh one) with what the connection index holds
+    of each (the IDs it thinks it is indexed under, closed), and which context each index entry names."""
+    sccp, by_mme, by_enb, current = deriver.connections.entries()
+    a_side = {cid for _, cid in sccp}
+    ids = list(dict.fromkeys([*(entry[-1] for entry in (*sccp, *by_mme, *by_enb)), current]))
+    held = deriver.connections.slot_state()
+    contexts = []
+    for cid in ids:
+        c = deriver._contexts.get(cid) or UeContext("A" if cid in a_side else "S1")
+        contexts.append((c.iface, c.imsi, c.presented_tmsi, c.new_tmsi, c.imei, c.cell, list(c.pending),
+                         held.get(cid)))
+    number = {cid: n for n, cid in enumerate(ids)}
+    return [contexts, *([(*entry[:-1], number[entry[-1]]) for entry in table] for table in (sccp, by_mme, by_enb)),
+            number[current]]
 
 
 def _derive(tables: list[pa.Table], config: EventConfig, tmp_path, name: str) -> tuple[list, list, dict]:
