@@ -16,8 +16,10 @@ import gc
 import gzip
 import json
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from itertools import repeat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -214,9 +216,6 @@ def _placed(rows: np.ndarray, some: np.ndarray, values: list) -> list:
     return out
 
 
-_NO_CELL = (None,) * 7  # the location fields of an event without a cell (EventDeriver._table)
-
-
 @contextmanager
 def _collector_paused():
     """No cyclic garbage collection while a batch is derived: the store's many long-lived objects are walked by
@@ -272,7 +271,9 @@ class EventDeriver:
                 zero_copy_only=False)), ("imei", "imeisv")):
             imei[j] = imei_of_fields(given, imeisv)
         located = np.flatnonzero(kinds.where(LOCATING.__contains__)[rows])
-        cells = _placed(np.arange(len(rows)), located, self._cells(picked, located))
+        cells = np.full(len(rows), None, dtype=object)
+        cells[located] = self._cells(picked, located)
+        cells = cells.tolist()
         # A behaviour per rule row, and whether the row after each visited one is a power on (its cell is no move).
         rule_rows = np.flatnonzero(kinds.where(_RULES.__contains__))
         found = [_RULES[p, m](kind or "", uplink, called, calling) for _, p, m, kind, uplink, called, calling in
@@ -327,7 +328,10 @@ class EventDeriver:
                     correlator.imei_seen = None
                 behaviour = behaviours[j]
                 if behaviour:
-                    ctx.pending.append(("event", ts[j], frame[j], ctx.cell, *behaviour, cause[j]))
+                    if ctx.imsi and not ctx.pending:  # what _flush would do with it, straight away
+                        self._behaved(ctx, ctx.imsi, ts[j], frame[j], ctx.cell, *behaviour, cause[j])
+                    else:
+                        ctx.pending.append(("event", ts[j], frame[j], ctx.cell, *behaviour, cause[j]))
                 if ctx in calls or (m == "setup" and p == "dtap"):  # only A connections have calls
                     self._follow_call(ctx, p, m, frame[j], cause_group[j], cause[j], ts[j])
                 if ctx.imsi and ctx.pending:
@@ -336,8 +340,7 @@ class EventDeriver:
                 r = self._settle(released_row, released_id, r, i + 1)
                 next_release = released_row[r] if r < len(released_row) else len(messages)
         self._settle(released_row, released_id, r, len(messages))
-        for cid in walk.dropped.tolist():  # no message can name them any more
-            contexts.pop(cid, None)
+        deque(map(contexts.pop, walk.dropped.tolist(), repeat(None)), 0)  # no message can name them any more
         return self._with_patterns(self._table())
 
     def _settle(self, rows: list[int], ids: list[int], r: int, upto: int) -> int:
@@ -363,11 +366,11 @@ class EventDeriver:
             ctx = self._contexts[cid] = UeContext(iface)
         return ctx
 
-    def _cells(self, messages: pa.Table, located: np.ndarray) -> list[Cell | None]:
+    def _cells(self, messages: pa.Table, located: np.ndarray) -> np.ndarray:
         """The serving cell each message numbered ``located`` names (LOCATING ones), one ``cell_of`` per distinct
         set of cell IEs in the table rather than one per message."""
         if not len(located):
-            return []
+            return np.empty(0, dtype=object)
         ies = messages.select(["mcc", "mnc", "lac", "ci", "tac", "eci"]).take(located)
         # One string per set of IEs: "" for a null, which cell_of reads like an empty MCC/MNC and no integer casts to.
         joined = pc.binary_join_element_wise(*(pc.cast(column, pa.string()) for column in ies.columns), "/",
@@ -379,7 +382,7 @@ class EventDeriver:
         _, first = np.unique(codes, return_index=True)  # codes count up from 0 in order of first appearance
         of_code = np.empty(len(first), dtype=object)
         of_code[:] = [self.correlator.cell_of(*ident) for ident in zip(*ies.take(first).to_pydict().values())]
-        return of_code[codes].tolist()
+        return of_code[codes]
 
     def finish(self) -> pa.Table:
         """End of input: flush what waits on open connections."""
@@ -399,8 +402,16 @@ class EventDeriver:
             return EVENT_SCHEMA.empty_table()
         ts, iface, kind, imsi, imei, tmsi, cells, prev_cell, detail, cause, frame = zip(*events)
         on_a = [side == "A" for side in iface]
-        mcc, mnc, lac, tac, ci, eci, key = zip(*[(cell.mcc, cell.mnc, cell.lac, cell.tac, cell.ci, cell.eci, cell.key)
-                                                 if cell else _NO_CELL for cell in cells])
+        # The location fields of each distinct cell (a Cell is shared by every event in it), then taken per event.
+        number: dict[int, int] = {}
+        codes = pa.array([number.setdefault(id(cell), len(number)) for cell in cells], pa.int64())
+        objects = {id(cell): cell for cell in cells}
+        distinct = [objects[i] for i in number]
+        mcc, mnc, lac, tac, ci, eci, key = (
+            pa.array([getattr(cell, name) if cell else None for cell in distinct],
+                     EVENT_SCHEMA.field(field).type).take(codes)
+            for name, field in (("mcc", "mcc"), ("mnc", "mnc"), ("lac", "lac"), ("tac", "tac"), ("ci", "ci"),
+                                ("eci", "eci"), ("key", "cell")))
         columns = {
             "ts": timestamps(np.array(ts)), "probe": pa.repeat(pa.scalar(self.config.probe, pa.string()), len(events)),
             "iface": iface, "event": kind, "imsi": imsi, "imei": imei,
@@ -462,13 +473,17 @@ class EventDeriver:
                 if prev is not None and prev != imei[:14]:
                     self._emit(ctx, ts, frame, EventKind.IMEI_CHANGE, cell, detail=f"{prev[:8]}->{imei[:8]}")
             else:
-                _, ts, frame, cell, kind, detail, cause = item
-                if kind == EventKind.POWER_OFF and key:
-                    self._last_cell.pop(key, None)
-                elif kind == EventKind.POWER_ON and key and cell is not None:
-                    self._last_cell[key] = cell
-                self._emit(ctx, ts, frame, kind, cell, detail=detail, cause=cause)
+                self._behaved(ctx, key, *item[1:])
         ctx.pending.clear()
+
+    def _behaved(self, ctx: UeContext, key: str | None, ts: float, frame: int, cell: Cell | None, kind: EventKind,
+                 detail: str | None, cause: int | None) -> None:
+        """A behaviour of the subscriber ``key``; a power on or off starts or ends its last cell."""
+        if kind == EventKind.POWER_OFF and key:
+            self._last_cell.pop(key, None)
+        elif kind == EventKind.POWER_ON and key and cell is not None:
+            self._last_cell[key] = cell
+        self._emit(ctx, ts, frame, kind, cell, detail=detail, cause=cause)
 
     def _moved(self, ctx: UeContext, key: str | None, ts: float, frame: int, cell: Cell) -> None:
         """The subscriber ``key`` seen in ``cell``: a cell change if its last cell was another."""

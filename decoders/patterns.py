@@ -93,13 +93,20 @@ class PatternDetector:
             events = events.sort_by([("ts", "ascending"), ("frame", "ascending")])
             self._batch, self._limits = events, self._thresholds()  # rows built only when needed (_row)
             ts_us = pc.cast(events["ts"], pa.int64()).to_pylist()
-            for i, (ts, imsi, kind, cell) in enumerate(zip(ts_us, *(events[name].to_pylist()
-                                                                    for name in ("imsi", "event", "cell")))):
+            # Each distinct cell's group and whether it is a border cell, worked out once.
+            cells = events["cell"].combine_chunks().dictionary_encode()
+            cfg = self.config
+            codes = cells.indices.fill_null(len(cells.dictionary)).to_numpy(zero_copy_only=False)  # a null: None
+            known = [(sys.intern(cfg.cell_groups.get(cell, cell)) if cell else None, cell in cfg.border_cells)
+                     for cell in [*cells.dictionary.to_pylist(), None]]
+            for i, (ts, imsi, kind, (group, border)) in enumerate(zip(
+                    ts_us, events["imsi"].to_pylist(), events["event"].to_pylist(),
+                    [known[code] for code in codes.tolist()])):
                 if ts > self.clock:
                     self.clock = ts
                     self._fire_deadlines()
                 if imsi:
-                    self._observe(ts, imsi, kind, cell, i)
+                    self._observe(ts, imsi, kind, group, border, i)
             self._batch = self._columns = None
         return self._out.table()
 
@@ -109,7 +116,9 @@ class PatternDetector:
         return {name: values[i] for name, values in self._columns.items()}
 
     # -- per event -------------------------------------------------------------------------------------
-    def _observe(self, ts: int, imsi: str, kind: str, cell: str | None, i: int) -> None:
+    def _observe(self, ts: int, imsi: str, kind: str, group: str | None, border: bool, i: int) -> None:
+        """One event of ``imsi``; ``group`` the cell group of its cell (None: no cell), ``border`` whether that
+        is a border cell."""
         cfg = self.config
         silent, fast_window, long_stay, on_off_window, roaming_out = self._limits
         sub = self.subscribers.get(imsi)
@@ -125,8 +134,7 @@ class PatternDetector:
                 sub.changes = None
         if kind == _POWER_OFF:
             sub.group, sub.off = None, True
-        elif cell:
-            group = sys.intern(cfg.cell_groups.get(cell, cell))
+        elif group:
             if group != sub.group or kind == _POWER_ON:  # a power on begins a stay, whatever came before
                 sub.group, sub.since, sub.stayed = group, ts, False
             elif not sub.stayed and ts - sub.since >= long_stay:
@@ -138,7 +146,7 @@ class PatternDetector:
             if len(sub.cycles) >= cfg.on_off_cycles:
                 self._emit(ts, self._row(i), EventKind.FREQUENT_ON_OFF, str(len(sub.cycles)))
                 sub.cycles = None
-        if cell in cfg.border_cells and kind != _POWER_OFF and imsi[:3] == cfg.home_mcc:
+        if border and kind != _POWER_OFF and imsi[:3] == cfg.home_mcc:
             self._border_row[imsi] = self._row(i)
             heapq.heappush(self._deadlines, (ts + roaming_out, imsi, ts))
         elif imsi in self._border_row:
