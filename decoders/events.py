@@ -341,6 +341,7 @@ class EventDeriver:
                 next_release = released_row[r] if r < len(released_row) else len(messages)
         self._settle(released_row, released_id, r, len(messages))
         deque(map(contexts.pop, walk.dropped.tolist(), repeat(None)), 0)  # no message can name them any more
+        self._contexts = dict(contexts)  # a dict keeps the room of its most entries: the copy has only the open ones
         return self._with_patterns(self._table())
 
     def _settle(self, rows: list[int], ids: list[int], r: int, upto: int) -> int:

@@ -75,10 +75,11 @@ class PatternDetector:
         self.subscribers: dict[str, _Subscriber] = {}
         self.clock = 0  # latest event time seen (µs)
         self._deadlines: list[tuple[int, str, int]] = []  # (roaming_out time, imsi, last_seen that set it)
-        self._border_row: dict[str, dict] = {}            # imsi -> its last event, while on a border cell
+        # imsi -> its last event, while on a border cell: a row of the batch being fed (its number), else the row
+        self._border_row: dict[str, dict | int] = {}
         self._out = RecordBuilder(EVENT_SCHEMA)
-        self._batch: pa.Table | None = None        # the batch being fed, and its columns once a row is needed
-        self._columns: dict[str, list] | None = None
+        self._batch: pa.Table | None = None  # the batch being fed
+        self._found: list[tuple] = []        # its pattern events so far, as _emit gives them
         self._limits = self._thresholds()
 
     def _thresholds(self) -> tuple[int, ...]:
@@ -91,7 +92,7 @@ class PatternDetector:
     def feed(self, events: pa.Table) -> pa.Table:
         if len(events):
             events = events.sort_by([("ts", "ascending"), ("frame", "ascending")])
-            self._batch, self._limits = events, self._thresholds()  # rows built only when needed (_row)
+            self._batch, self._limits = events, self._thresholds()
             ts_us = pc.cast(events["ts"], pa.int64()).to_pylist()
             # Each distinct cell's group and whether it is a border cell, worked out once.
             cells = events["cell"].combine_chunks().dictionary_encode()
@@ -107,13 +108,25 @@ class PatternDetector:
                     self._fire_deadlines()
                 if imsi:
                     self._observe(ts, imsi, kind, group, border, i)
-            self._batch = self._columns = None
+            self._rows_taken()
+            self._batch = None
         return self._out.table()
 
-    def _row(self, i: int) -> dict:
-        if self._columns is None:
-            self._columns = self._batch.select(["imsi", *_LOCATED_FIELDS]).to_pydict()
-        return {name: values[i] for name, values in self._columns.items()}
+    def _rows_taken(self) -> None:
+        """The batch's pattern events and border rows, their rows taken from the batch at once."""
+        numbers = sorted({row for _, row, *_ in self._found if isinstance(row, int)}
+                         | {row for row in self._border_row.values() if isinstance(row, int)})
+        rows = dict(zip(numbers, self._batch.select(["imsi", *_LOCATED_FIELDS]).take(pa.array(numbers, pa.int64()))
+                        .to_pylist()))
+        for imsi, row in self._border_row.items():
+            if isinstance(row, int):
+                self._border_row[imsi] = rows[row]
+        for ts_us, row, kind, detail, override in self._found:
+            row = rows[row] if isinstance(row, int) else row
+            self._out.append({**{name: row[name] for name in _LOCATED_FIELDS}, "ts": ts_us / US,
+                              "probe": self.config.probe, "event": str(kind), "imsi": row["imsi"], "detail": detail,
+                              **override})
+        self._found = []
 
     # -- per event -------------------------------------------------------------------------------------
     def _observe(self, ts: int, imsi: str, kind: str, group: str | None, border: bool, i: int) -> None:
@@ -125,12 +138,12 @@ class PatternDetector:
         if sub is None:
             sub = self.subscribers[sys.intern(imsi)] = _Subscriber()  # the correlator's string: stored once
         elif kind == _POWER_ON and ts - sub.last_seen >= silent:
-            self._emit(ts, self._row(i), EventKind.SILENT_POWER_ON, iso_us(sub.last_seen))
+            self._emit(ts, i, EventKind.SILENT_POWER_ON, iso_us(sub.last_seen))
         sub.last_seen = ts
         if kind == _CELL_CHANGE:
             sub.changes = _recent(sub.changes, ts, fast_window)
             if len(sub.changes) >= cfg.fast_switch_changes:
-                self._emit(ts, self._row(i), EventKind.FAST_CELL_SWITCHING, str(len(sub.changes)))
+                self._emit(ts, i, EventKind.FAST_CELL_SWITCHING, str(len(sub.changes)))
                 sub.changes = None
         if kind == _POWER_OFF:
             sub.group, sub.off = None, True
@@ -138,16 +151,16 @@ class PatternDetector:
             if group != sub.group or kind == _POWER_ON:  # a power on begins a stay, whatever came before
                 sub.group, sub.since, sub.stayed = group, ts, False
             elif not sub.stayed and ts - sub.since >= long_stay:
-                self._emit(ts, self._row(i), EventKind.LONG_STAY, group)
+                self._emit(ts, i, EventKind.LONG_STAY, group)
                 sub.stayed = True
         if kind == _POWER_ON and sub.off:
             sub.off = False
             sub.cycles = _recent(sub.cycles, ts, on_off_window)
             if len(sub.cycles) >= cfg.on_off_cycles:
-                self._emit(ts, self._row(i), EventKind.FREQUENT_ON_OFF, str(len(sub.cycles)))
+                self._emit(ts, i, EventKind.FREQUENT_ON_OFF, str(len(sub.cycles)))
                 sub.cycles = None
         if border and kind != _POWER_OFF and imsi[:3] == cfg.home_mcc:
-            self._border_row[imsi] = self._row(i)
+            self._border_row[imsi] = i
             heapq.heappush(self._deadlines, (ts + roaming_out, imsi, ts))
         elif imsi in self._border_row:
             del self._border_row[imsi]
@@ -162,10 +175,9 @@ class PatternDetector:
                 del self._border_row[imsi]
                 self._emit(due, row, EventKind.ROAMING_OUT, iso_us(seen), frame=None)
 
-    def _emit(self, ts_us: int, row: dict, kind: EventKind, detail: str, **override) -> None:
-        self._out.append({**{name: row[name] for name in _LOCATED_FIELDS}, "ts": ts_us / US,
-                          "probe": self.config.probe, "event": str(kind), "imsi": row["imsi"], "detail": detail,
-                          **override})
+    def _emit(self, ts_us: int, row: dict | int, kind: EventKind, detail: str, **override) -> None:
+        """A pattern event copying ``row`` (the triggering event, or its number in the batch) but for these."""
+        self._found.append((ts_us, row, kind, detail, override))
 
     # -- the store ------------------------------------------------------------------------------------
     def forget(self, imsis: set[str]) -> None:
