@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 NONE = np.iinfo(np.int64).min  # a null ID (no S1AP ID, SCCP connection or association)
+# The helpers of the pass are inlined into it (a call each cost more than its work).
 
 # Row kinds: what the pass does with a row (events.py gives each (proto, msg) one).
 (SKIP, S1AP, S1AP_INITIAL, S1AP_TARGET, S1AP_RELEASE, NAS, BSSMAP, BSSMAP_CL3, BSSMAP_CLEAR,
@@ -33,13 +34,13 @@ _NEXT_ID, _CURRENT, _FREE, _N_SCCP, _N_MME, _N_ENB = range(6)
 _SCCP, _BY_MME, _BY_ENB = 0, 1, 2
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _home(keys, key_a, key_b):
     h = (key_a * -7046029254386353131) ^ (key_b * 0x5851F42D4C957F2D)
     return (h ^ (h >> 29)) & (len(keys) - 1)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _get(keys, vals, key_a, key_b):
     """The slot stored under (key_a, key_b), or -1. Linear probing; an empty bucket holds -1."""
     h = _home(keys, key_a, key_b)
@@ -51,7 +52,7 @@ def _get(keys, vals, key_a, key_b):
     return -1
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _put(keys, vals, meta, count, key_a, key_b, slot):
     """Store ``slot`` under the key; the slot it replaces, or -1."""
     h = _home(keys, key_a, key_b)
@@ -67,7 +68,7 @@ def _put(keys, vals, meta, count, key_a, key_b, slot):
     return -1
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _pop(keys, vals, meta, count, key_a, key_b):
     """Remove the key; its slot, or -1. Later entries of the probe run shift back (no tombstones)."""
     h = _home(keys, key_a, key_b)
@@ -93,7 +94,7 @@ def _pop(keys, vals, meta, count, key_a, key_b):
     return old
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _unref(slots, free, meta, slot, drops, n_drops):
     """One index entry less names ``slot``: a slot none names is freed and its context id dropped."""
     slots[slot, _REFS] -= 1
@@ -105,7 +106,7 @@ def _unref(slots, free, meta, slot, drops, n_drops):
     return n_drops
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _new(slots, free, meta):
     meta[_FREE] -= 1
     slot = free[meta[_FREE]]
@@ -116,7 +117,7 @@ def _new(slots, free, meta):
     return slot
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _release(slots, slot, row, rel_row, rel_id, n_rel):
     if not slots[slot, _CLOSED]:
         slots[slot, _CLOSED] = 1
@@ -126,7 +127,7 @@ def _release(slots, slot, row, rel_row, rel_id, n_rel):
     return n_rel
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _named(slots, enb_keys, enb_vals, mme_keys, mme_vals, slot):
     """Whether an index entry still names ``slot`` under the IDs it thinks it has (Correlator._release_if_unnamed)."""
     if slots[slot, _HAS_ENB] and _get(enb_keys, enb_vals, slots[slot, _ENB_A], slots[slot, _ENB_B]) == slot:
@@ -355,22 +356,26 @@ class ConnectionIndex:
                 self._meta[_FREE] += 1
         return [int(slots[slot, _ID]) for slot in slot_of]
 
-    def clear(self) -> tuple[list, list, list, int | None]:
-        """End of input: every table emptied (the current S1AP message stays, closed if a table named it); what
-        they held, as ``entries`` gives it."""
-        held = self.entries()
-        current = self._meta[_CURRENT]
-        for slot in np.flatnonzero(self._slots[:, _REFS] > 0).tolist():
-            keep = 1 if slot == current else 0
-            if self._slots[slot, _REFS] > keep:
-                self._slots[slot, _REFS] = keep
-                self._slots[slot, _CLOSED] = 1
-                if not keep:
-                    self._free[self._meta[_FREE]] = slot
-                    self._meta[_FREE] += 1
+    def clear(self) -> tuple[list[int], int | None]:
+        """End of input: every table emptied (the current S1AP message stays). The ids of the open contexts they
+        named, each once, in ``entries`` order (to be released), and the current id."""
+        sccp, by_mme, by_enb, current = self.entries()
+        slots = self._slots
+        closed = {int(s[_ID]) for s in slots[(slots[:, _REFS] > 0) & (slots[:, _CLOSED] != 0)]}
+        opened = [cid for cid in dict.fromkeys(entry[-1] for entry in (*sccp, *by_mme, *by_enb)) if cid not in closed]
+        keep = self._meta[_CURRENT]
+        for slot in np.flatnonzero(slots[:, _REFS] > 0).tolist():
+            if slot == keep:
+                if slots[slot, _REFS] > 1:  # a table named it too: released with the others
+                    slots[slot, _CLOSED] = 1
+                slots[slot, _REFS] = 1
+            else:
+                slots[slot, _REFS] = 0
+                self._free[self._meta[_FREE]] = slot
+                self._meta[_FREE] += 1
         self._meta[_N_SCCP:] = 0
         self._tables = [_empty_table() for _ in range(3)]
-        return held
+        return opened, current
 
 
 @numba.njit(cache=True, nogil=True)

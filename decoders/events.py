@@ -16,6 +16,7 @@ import gc
 import gzip
 import json
 import os
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -200,8 +201,9 @@ def _visits(kinds: _Kinds, walk: connections.Walk, messages: pa.Table) -> tuple[
     """The rows the feed loop visits — the telling ones on a context (a Paging on none) save DTAP and NAS
     messages with no identity and no behaviour, and those on a connection with a call in progress — and how it
     takes each."""
-    named = np.any([pc.is_valid(messages[name]).to_numpy(zero_copy_only=False)
-                    for name in ("imsi", "tmsi", "m_tmsi", "imei", "imeisv")], 0)
+    named = np.zeros(len(walk.ctx), bool)
+    for name in ("imsi", "tmsi", "m_tmsi", "imei", "imeisv"):
+        named |= pc.is_valid(messages[name]).to_numpy(zero_copy_only=False)
     telling = kinds.where(_telling) & (named | kinds.where(lambda kind: kind[0] not in ("nas-eps", "dtap")
                                                            or kind in _RULES))
     rows = np.flatnonzero((telling & (walk.ctx >= 0)) | walk.on_call | kinds.where(("bssmap", "paging").__eq__))
@@ -237,6 +239,7 @@ class EventDeriver:
         self.correlator = Correlator(self.config.home_mcc, self.config.home_mnc)
         self.connections = connections.ConnectionIndex()
         self._contexts: dict[int, UeContext] = {}  # context id (the connection pass's) -> its context, once seen
+        self._waiting: set[int] = set()  # ids of the contexts that may hold facts or a call when released
         self._last_cell: dict[str, Cell] = {}  # subscriber key -> last observed cell since power on
         self._calls: dict[UeContext, _Call] = {}  # A connection -> its call in progress
         self._phone: dict[str, str] = {}          # IMSI -> TAC and serial number of the last IMEI seen
@@ -260,7 +263,7 @@ class EventDeriver:
                                      messages["enb_ue_id"], messages["conn"])
         rows, how = _visits(kinds, walk, messages)
         picked = messages.select(["frame", "ts", "proto", "imsi", "tmsi", "m_tmsi", "imei", "imeisv", "cause",
-                                  "cause_group", "mcc", "mnc", "lac", "ci", "tac", "eci"]).take(rows)
+                                  "cause_group"]).take(rows)
         proto, msg = kinds.names(rows)
         frame, imsi, cause, cause_group, imei = (picked[name].to_pylist()
                                                  for name in ("frame", "imsi", "cause", "cause_group", "imei"))
@@ -272,7 +275,7 @@ class EventDeriver:
             imei[j] = imei_of_fields(given, imeisv)
         located = np.flatnonzero(kinds.where(LOCATING.__contains__)[rows])
         cells = np.full(len(rows), None, dtype=object)
-        cells[located] = self._cells(picked, located)
+        cells[located] = self._cells(messages, rows[located])
         cells = cells.tolist()
         # A behaviour per rule row, and whether the row after each visited one is a power on (its cell is no move).
         rule_rows = np.flatnonzero(kinds.where(_RULES.__contains__))
@@ -286,79 +289,84 @@ class EventDeriver:
         behaviours = _placed(rows, rule_rows[visited[rule_rows]],
                              [f for f, seen in zip(found, visited[rule_rows].tolist()) if seen])
 
-        correlator, contexts, calls = self.correlator, self._contexts, self._calls
+        correlator, contexts, calls, waiting = self.correlator, self._contexts, self._calls, self._waiting
         learn_a, learn_s1ap, learn_nas = correlator.learn_a, correlator.learn_s1ap, correlator.learn_nas
         released_row, released_id = walk.released_row.tolist(), walk.released_id.tolist()
         r, next_release = 0, (released_row[0] if released_row else len(messages))
-        for j, (i, k, cid, p, m) in enumerate(zip(rows.tolist(), how, walk.ctx[rows].tolist(), proto, msg)):
-            if next_release < i:  # released by rows not visited
+        # One tuple per visited row: the fields it may need (a list index each would cost more than the zip).
+        for (i, k, cid, p, m, tmsi_i, imsi_i, imei_i, cell, ts_i, frame_i, behaviour, power_on_next, cause_i,
+             cause_group_i) in zip(rows.tolist(), how, walk.ctx[rows].tolist(), proto, msg, tmsi, imsi, imei, cells,
+                                   ts, frame, behaviours, before_power_on, cause, cause_group):
+            if next_release < i:  # the releases since the last row visited, in order, then what waits on them
                 r = self._settle(released_row, released_id, r, i)
                 next_release = released_row[r] if r < len(released_row) else len(messages)
             if cid < 0:  # a message of no connection
                 if p in A_PROTOS:
-                    correlator.learn_connectionless(m, imsi[j], tmsi[j])
+                    correlator.learn_connectionless(m, imsi_i, tmsi_i)
                 continue
             ctx = contexts.get(cid)
             if ctx is None:
                 ctx = contexts[cid] = UeContext("A" if p in A_PROTOS else "S1")
             if k:  # _QUIET: what the general path below would do with such a row, in short
                 if ctx in calls:
-                    self._follow_call(ctx, p, m, frame[j], cause_group[j], cause[j], ts[j])
+                    self._follow_call(ctx, p, m, frame_i, cause_group_i, cause_i, ts_i)
                     if ctx.imsi and ctx.pending:
                         self._flush(ctx)
             else:
                 if p == "s1ap":
-                    learn_s1ap(ctx, m, tmsi[j], cells[j])
+                    learn_s1ap(ctx, m, tmsi_i, cell)
                 elif p == "nas-eps":
-                    learn_nas(ctx, m, imsi[j], tmsi[j], imei[j])
+                    learn_nas(ctx, m, imsi_i, tmsi_i, imei_i)
                 else:
-                    learn_a(ctx, p == "bssmap", m, imsi[j], tmsi[j], imei[j], cells[j])
+                    learn_a(ctx, p == "bssmap", m, imsi_i, tmsi_i, imei_i, cell)
                 # The cell of a power on is no move: it becomes the last cell (_flush). The cell comes with the
                 # Initial UE Message / Complete Layer 3 record, the power on with the NAS/DTAP record after it
                 # (records of one payload, so of one table).
                 if correlator.cell_changed:
                     correlator.cell_changed = False
-                    if not before_power_on[j]:
+                    if not power_on_next:
                         if ctx.imsi and not ctx.pending:  # what _flush would do with it, straight away
-                            self._moved(ctx, ctx.imsi, ts[j], frame[j], ctx.cell)
+                            self._moved(ctx, ctx.imsi, ts_i, frame_i, ctx.cell)
                         else:
-                            ctx.pending.append(("cell", ts[j], frame[j], ctx.cell))
+                            ctx.pending.append(("cell", ts_i, frame_i, ctx.cell))
+                            waiting.add(cid)
                 if correlator.imei_seen:
-                    ctx.pending.append(("imei", ts[j], frame[j], ctx.cell, correlator.imei_seen))
+                    ctx.pending.append(("imei", ts_i, frame_i, ctx.cell, correlator.imei_seen))
                     correlator.imei_seen = None
-                behaviour = behaviours[j]
+                    waiting.add(cid)
                 if behaviour:
                     if ctx.imsi and not ctx.pending:  # what _flush would do with it, straight away
-                        self._behaved(ctx, ctx.imsi, ts[j], frame[j], ctx.cell, *behaviour, cause[j])
+                        self._behaved(ctx, ctx.imsi, ts_i, frame_i, ctx.cell, *behaviour, cause_i)
                     else:
-                        ctx.pending.append(("event", ts[j], frame[j], ctx.cell, *behaviour, cause[j]))
+                        ctx.pending.append(("event", ts_i, frame_i, ctx.cell, *behaviour, cause_i))
+                        waiting.add(cid)
                 if ctx in calls or (m == "setup" and p == "dtap"):  # only A connections have calls
-                    self._follow_call(ctx, p, m, frame[j], cause_group[j], cause[j], ts[j])
+                    self._follow_call(ctx, p, m, frame_i, cause_group_i, cause_i, ts_i)
+                    waiting.add(cid)
                 if ctx.imsi and ctx.pending:
                     self._flush(ctx)
-            if i == next_release:  # the contexts the message released, in order, then what waits on them
-                r = self._settle(released_row, released_id, r, i + 1)
-                next_release = released_row[r] if r < len(released_row) else len(messages)
         self._settle(released_row, released_id, r, len(messages))
-        deque(map(contexts.pop, walk.dropped.tolist(), repeat(None)), 0)  # no message can name them any more
+        dropped = walk.dropped.tolist()  # no message can name them any more
+        deque(map(contexts.pop, dropped, repeat(None)), 0)
+        waiting.difference_update(dropped)
         self._contexts = dict(contexts)  # a dict keeps the room of its most entries: the copy has only the open ones
         return self._with_patterns(self._table())
 
     def _settle(self, rows: list[int], ids: list[int], r: int, upto: int) -> int:
-        """The releases from the ``r``-th on made by rows before ``upto``, in order, then what waits on them; where
-        the next release is. A context no visited message named, or with nothing waiting and no call, has nothing
-        to settle."""
-        contexts, calls, released = self._contexts, self._calls, self.correlator.released
-        while r < len(rows) and rows[r] < upto:
-            ctx = contexts.get(ids[r])
-            if ctx is not None:
-                ctx.closed = True
-                if ctx.pending or ctx in calls:
-                    released.append(ctx)
-            r += 1
-        if released:
+        """The releases from the ``r``-th on made by rows before ``upto``: those of contexts that hold facts or a
+        call, in order, then what waits on them. Where the next release is."""
+        stop = bisect_left(rows, upto, r)
+        found = self._waiting.intersection(ids[r:stop])
+        if found:
+            contexts, calls, released = self._contexts, self._calls, self.correlator.released
+            for cid in ids[r:stop]:
+                if cid in found:
+                    ctx = contexts.get(cid)
+                    if ctx is not None and (ctx.pending or ctx in calls):
+                        released.append(ctx)
+            self._waiting -= found
             self._drain_released()
-        return r
+        return stop
 
     def _context(self, cid: int, iface: str) -> UeContext:
         """The context of id ``cid``; one no visited message named yet is a fresh one."""
@@ -388,12 +396,10 @@ class EventDeriver:
     def finish(self) -> pa.Table:
         """End of input: flush what waits on open connections."""
         with _collector_paused():
-            sccp, by_mme, by_enb, current = self.connections.clear()
-            a_side = {cid for _, cid in sccp}
-            for cid in dict.fromkeys(entry[-1] for entry in (*sccp, *by_mme, *by_enb)):
-                self.correlator._release(self._context(cid, "A" if cid in a_side else "S1"))
-            self._drain_released()
+            opened, current = self.connections.clear()
+            self._settle([0] * len(opened), opened, 0, 1)
             self._contexts = {cid: ctx for cid, ctx in self._contexts.items() if cid == current}
+            self._waiting.clear()
             return self._with_patterns(self._table())
 
     def _table(self) -> pa.Table:
@@ -402,7 +408,8 @@ class EventDeriver:
         if not events:
             return EVENT_SCHEMA.empty_table()
         ts, iface, kind, imsi, imei, tmsi, cells, prev_cell, detail, cause, frame = zip(*events)
-        on_a = [side == "A" for side in iface]
+        on_a = pc.equal(pa.array(iface, pa.string()), "A")
+        tmsi = pa.array(tmsi, EVENT_SCHEMA.field("tmsi").type)
         # The location fields of each distinct cell (a Cell is shared by every event in it), then taken per event.
         number: dict[int, int] = {}
         codes = pa.array([number.setdefault(id(cell), len(number)) for cell in cells], pa.int64())
@@ -416,8 +423,7 @@ class EventDeriver:
         columns = {
             "ts": timestamps(np.array(ts)), "probe": pa.repeat(pa.scalar(self.config.probe, pa.string()), len(events)),
             "iface": iface, "event": kind, "imsi": imsi, "imei": imei,
-            "tmsi": [t if a else None for t, a in zip(tmsi, on_a)],
-            "m_tmsi": [None if a else t for t, a in zip(tmsi, on_a)],
+            "tmsi": pc.if_else(on_a, tmsi, None), "m_tmsi": pc.if_else(on_a, None, tmsi),
             "mcc": mcc, "mnc": mnc, "lac": lac, "tac": tac, "ci": ci, "eci": eci, "cell": key,
             "prev_cell": prev_cell, "cause": cause, "detail": detail, "frame": frame,
         }
@@ -588,6 +594,7 @@ class EventDeriver:
             self._located.update(state.get("located", []))
             for n, answered, cause, ts, frame in state.get("calls", []):
                 self._calls[contexts[n]] = _Call(answered, cause, ts, frame)
+            self._waiting = {cid for cid, ctx in self._contexts.items() if ctx.pending or ctx in self._calls}
             self.patterns.load(state.get("patterns", {}))
             self._expired_at = state.get("expired_at", 0)
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:

@@ -100,14 +100,16 @@ class PatternDetector:
             codes = cells.indices.fill_null(len(cells.dictionary)).to_numpy(zero_copy_only=False)  # a null: None
             known = [(sys.intern(cfg.cell_groups.get(cell, cell)) if cell else None, cell in cfg.border_cells)
                      for cell in [*cells.dictionary.to_pylist(), None]]
+            observe, deadlines = self._observe, self._deadlines
             for i, (ts, imsi, kind, (group, border)) in enumerate(zip(
                     ts_us, events["imsi"].to_pylist(), events["event"].to_pylist(),
                     [known[code] for code in codes.tolist()])):
                 if ts > self.clock:
                     self.clock = ts
-                    self._fire_deadlines()
+                    if deadlines and deadlines[0][0] <= ts:
+                        self._fire_deadlines()
                 if imsi:
-                    self._observe(ts, imsi, kind, group, border, i)
+                    observe(ts, imsi, kind, group, border, i)
             self._rows_taken()
             self._batch = None
         return self._out.table()
