@@ -95,15 +95,12 @@ def _pop(keys, vals, meta, count, key_a, key_b):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _unref(slots, free, meta, slot, drops, n_drops):
-    """One index entry less names ``slot``: a slot none names is freed and its context id dropped."""
+def _unref(slots, free, meta, slot):
+    """One index entry less names ``slot``: a slot none names is freed (its context id is never given again)."""
     slots[slot, _REFS] -= 1
     if slots[slot, _REFS] == 0:
-        drops[n_drops] = slots[slot, _ID]
-        n_drops += 1
         free[meta[_FREE]] = slot
         meta[_FREE] += 1
-    return n_drops
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -137,13 +134,13 @@ def _named(slots, enb_keys, enb_vals, mme_keys, mme_vals, slot):
 
 @numba.njit(cache=True, nogil=True)
 def _walk(start, kind, assoc, mme, enb, conn, slots, free, meta, sccp_keys, sccp_vals, mme_keys, mme_vals,
-          enb_keys, enb_vals, ctx_of, on_call, rel_row, rel_id, drops, counts):
+          enb_keys, enb_vals, ctx_of, on_call, rel_row, rel_id, counts):
     """Rows from ``start`` until done or a table or the slots need room (then the row to resume at)."""
-    n_rel, n_drops = counts[0], counts[1]
+    n_rel = counts[0]
     for i in range(start, len(kind)):
         if (meta[_FREE] < 1 or 2 * (meta[_N_SCCP] + 1) > len(sccp_vals) or 2 * (meta[_N_MME] + 1) > len(mme_vals)
                 or 2 * (meta[_N_ENB] + 1) > len(enb_vals)):
-            counts[0], counts[1] = n_rel, n_drops
+            counts[0] = n_rel
             return i
         k = kind[i]
         ctx_of[i] = -1
@@ -163,14 +160,14 @@ def _walk(start, kind, assoc, mme, enb, conn, slots, free, meta, sccp_keys, sccp
                 slots[slot, _REFS] = 1
                 old = _put(sccp_keys, sccp_vals, meta, _N_SCCP, c, 0, slot)
                 if old >= 0:
-                    n_drops = _unref(slots, free, meta, old, drops, n_drops)
+                    _unref(slots, free, meta, old)
             ctx_of[i] = slots[slot, _ID]
             on_call[i] = slots[slot, _CALL] != 0
             if k < DTAP:
                 if k == BSSMAP_CLEAR:
                     n_rel = _release(slots, slot, i, rel_row, rel_id, n_rel)
                     _pop(sccp_keys, sccp_vals, meta, _N_SCCP, c, 0)
-                    n_drops = _unref(slots, free, meta, slot, drops, n_drops)
+                    _unref(slots, free, meta, slot)
             elif k == DTAP_SETUP:
                 slots[slot, _CALL] = 1
             elif k == DTAP_CALL_END:
@@ -182,7 +179,7 @@ def _walk(start, kind, assoc, mme, enb, conn, slots, free, meta, sccp_keys, sccp
         if m == NONE and e == NONE:
             if current >= 0:
                 meta[_CURRENT] = -1
-                n_drops = _unref(slots, free, meta, current, drops, n_drops)
+                _unref(slots, free, meta, current)
             continue
         on_enb, on_mme = -1, -1
         if k == S1AP_INITIAL:
@@ -210,7 +207,7 @@ def _walk(start, kind, assoc, mme, enb, conn, slots, free, meta, sccp_keys, sccp
                         slots[old, _HAS_ENB] = 0
                     if not _named(slots, enb_keys, enb_vals, mme_keys, mme_vals, old):
                         n_rel = _release(slots, old, i, rel_row, rel_id, n_rel)
-                n_drops = _unref(slots, free, meta, old, drops, n_drops)
+                _unref(slots, free, meta, old)
         if m != NONE and (on_mme != slot or slots[slot, _MME] != m):
             old = _put(mme_keys, mme_vals, meta, _N_MME, m, 0, slot)
             slots[slot, _REFS] += 1
@@ -221,19 +218,19 @@ def _walk(start, kind, assoc, mme, enb, conn, slots, free, meta, sccp_keys, sccp
                         slots[old, _MME] = NONE
                     if not _named(slots, enb_keys, enb_vals, mme_keys, mme_vals, old):
                         n_rel = _release(slots, old, i, rel_row, rel_id, n_rel)
-                n_drops = _unref(slots, free, meta, old, drops, n_drops)
+                _unref(slots, free, meta, old)
         if k == S1AP_RELEASE:
             for old in (_pop(mme_keys, mme_vals, meta, _N_MME, m, 0) if m != NONE else -1,
                         _pop(enb_keys, enb_vals, meta, _N_ENB, a, e) if e != NONE else -1):
                 if old >= 0:
-                    n_drops = _unref(slots, free, meta, old, drops, n_drops)
+                    _unref(slots, free, meta, old)
             slots[slot, _MME], slots[slot, _HAS_ENB] = NONE, 0
             n_rel = _release(slots, slot, i, rel_row, rel_id, n_rel)
         ctx_of[i] = slots[slot, _ID]
         meta[_CURRENT] = slot  # takes over the row's hold
         if current >= 0:
-            n_drops = _unref(slots, free, meta, current, drops, n_drops)
-    counts[0], counts[1] = n_rel, n_drops
+            _unref(slots, free, meta, current)
+    counts[0] = n_rel
     return len(kind)
 
 
@@ -243,14 +240,13 @@ def _ids(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 class Walk:
     """What ``ConnectionIndex.walk`` found in a batch: per row its context id (-1 none) and whether it is an A
-    interface message on a connection with a call in progress (before it); the releases in order (row, context id); the context ids
-    dropped (no index entry reaches them any more)."""
+    interface message on a connection with a call in progress (before it); the releases in order (row, context
+    id)."""
 
-    __slots__ = ("ctx", "on_call", "released_row", "released_id", "dropped")
+    __slots__ = ("ctx", "on_call", "released_row", "released_id")
 
-    def __init__(self, ctx, on_call, released_row, released_id, dropped):
+    def __init__(self, ctx, on_call, released_row, released_id):
         self.ctx, self.on_call, self.released_row, self.released_id = ctx, on_call, released_row, released_id
-        self.dropped = dropped
 
 
 class ConnectionIndex:
@@ -268,18 +264,20 @@ class ConnectionIndex:
         rows = len(kind)
         columns = [_ids(column) for column in (assoc, mme, enb, conn)]
         ctx, on_call = np.empty(rows, np.int64), np.zeros(rows, np.bool_)
-        # A row releases at most three contexts (two displaced from their IDs, its own) and drops as many.
-        rel_row, rel_id, drops = (np.empty(3 * rows, np.int64) for _ in range(3))
-        counts, start = np.zeros(2, np.int64), 0
+        # A row releases at most three contexts (two displaced from their IDs, its own).
+        rel_row, rel_id = np.empty(3 * rows, np.int64), np.empty(3 * rows, np.int64)
+        counts, start = np.zeros(1, np.int64), 0
         while True:
             start = _walk(start, kind, *columns, self._slots, self._free, self._meta, *self._tables[_SCCP],
-                          *self._tables[_BY_MME], *self._tables[_BY_ENB], ctx, on_call, rel_row, rel_id, drops,
-                          counts)
+                          *self._tables[_BY_MME], *self._tables[_BY_ENB], ctx, on_call, rel_row, rel_id, counts)
             if start == rows:
                 break
             self._grow()
-        n_rel, n_drops = counts
-        return Walk(ctx, on_call, rel_row[:n_rel], rel_id[:n_rel], drops[:n_drops])
+        return Walk(ctx, on_call, rel_row[:counts[0]], rel_id[:counts[0]])
+
+    def live(self) -> list[int]:
+        """The ids of the contexts some index entry (or the current S1AP message) still names."""
+        return self._slots[self._slots[:, _REFS] > 0, _ID].tolist()
 
     def _grow(self) -> None:
         """Room for the next row: twice the slots when none is free, twice the buckets of a half-full table."""

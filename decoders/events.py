@@ -17,10 +17,8 @@ import gzip
 import json
 import os
 from bisect import bisect_left
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from itertools import repeat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -210,14 +208,6 @@ def _visits(kinds: _Kinds, walk: connections.Walk, messages: pa.Table) -> tuple[
     return rows, np.where(telling[rows], _FULL, _QUIET).tolist()
 
 
-def _placed(rows: np.ndarray, some: np.ndarray, values: list) -> list:
-    """``values`` of the rows numbered ``some`` (a subset of ``rows``) at their places among ``rows``, else None."""
-    out = [None] * len(rows)
-    for at, value in zip(np.searchsorted(rows, some).tolist(), values):
-        out[at] = value
-    return out
-
-
 @contextmanager
 def _collector_paused():
     """No cyclic garbage collection while a batch is derived: the store's many long-lived objects are walked by
@@ -279,15 +269,15 @@ class EventDeriver:
         cells = cells.tolist()
         # A behaviour per rule row, and whether the row after each visited one is a power on (its cell is no move).
         rule_rows = np.flatnonzero(kinds.where(_RULES.__contains__))
-        found = [_RULES[p, m](kind or "", uplink, called, calling) for _, p, m, kind, uplink, called, calling in
-                 _some_rows(messages, rule_rows, ("proto", "msg", "update_type", "uplink", "called", "calling"))]
+        found = [_RULES[kind](update or "", uplink, called, calling) for kind, (_, update, uplink, called, calling) in
+                 zip(zip(*kinds.names(rule_rows)),
+                     _some_rows(messages, rule_rows, ("update_type", "uplink", "called", "calling")))]
         power_on, on = EventKind.POWER_ON, np.zeros(len(messages) + 1, bool)
         on[rule_rows] = [f is not None and f[0] == power_on for f in found]
         before_power_on = on[rows + 1].tolist()
-        visited = np.zeros(len(messages), bool)
-        visited[rows] = True
-        behaviours = _placed(rows, rule_rows[visited[rule_rows]],
-                             [f for f, seen in zip(found, visited[rule_rows].tolist()) if seen])
+        behaviours = np.full(len(messages), None, dtype=object)
+        behaviours[rule_rows] = np.fromiter(found, dtype=object, count=len(found))
+        behaviours = behaviours[rows].tolist()
 
         correlator, contexts, calls, waiting = self.correlator, self._contexts, self._calls, self._waiting
         learn_a, learn_s1ap, learn_nas = correlator.learn_a, correlator.learn_s1ap, correlator.learn_nas
@@ -346,10 +336,10 @@ class EventDeriver:
                 if ctx.imsi and ctx.pending:
                     self._flush(ctx)
         self._settle(released_row, released_id, r, len(messages))
-        dropped = walk.dropped.tolist()  # no message can name them any more
-        deque(map(contexts.pop, dropped, repeat(None)), 0)
-        waiting.difference_update(dropped)
-        self._contexts = dict(contexts)  # a dict keeps the room of its most entries: the copy has only the open ones
+        # Only the contexts a message can still name are kept (a new dict: one keeps the room of its most entries).
+        live = self.connections.live()
+        self._contexts = {cid: contexts[cid] for cid in live if cid in contexts}
+        waiting.intersection_update(live)
         return self._with_patterns(self._table())
 
     def _settle(self, rows: list[int], ids: list[int], r: int, upto: int) -> int:

@@ -100,7 +100,9 @@ class PatternDetector:
             codes = cells.indices.fill_null(len(cells.dictionary)).to_numpy(zero_copy_only=False)  # a null: None
             known = [(sys.intern(cfg.cell_groups.get(cell, cell)) if cell else None, cell in cfg.border_cells)
                      for cell in [*cells.dictionary.to_pylist(), None]]
-            observe, deadlines = self._observe, self._deadlines
+            # One event at a time, in order, each updating its subscriber (inline: a call per event cost more).
+            silent, fast_window, long_stay, on_off_window, roaming_out = self._limits
+            subscribers, border_rows, deadlines, emit = self.subscribers, self._border_row, self._deadlines, self._emit
             for i, (ts, imsi, kind, (group, border)) in enumerate(zip(
                     ts_us, events["imsi"].to_pylist(), events["event"].to_pylist(),
                     [known[code] for code in codes.tolist()])):
@@ -108,8 +110,38 @@ class PatternDetector:
                     self.clock = ts
                     if deadlines and deadlines[0][0] <= ts:
                         self._fire_deadlines()
-                if imsi:
-                    observe(ts, imsi, kind, group, border, i)
+                if not imsi:
+                    continue
+                sub = subscribers.get(imsi)
+                if sub is None:
+                    sub = subscribers[sys.intern(imsi)] = _Subscriber()  # the correlator's string: stored once
+                elif kind == _POWER_ON and ts - sub.last_seen >= silent:
+                    emit(ts, i, EventKind.SILENT_POWER_ON, iso_us(sub.last_seen))
+                sub.last_seen = ts
+                if kind == _CELL_CHANGE:
+                    sub.changes = _recent(sub.changes, ts, fast_window)
+                    if len(sub.changes) >= cfg.fast_switch_changes:
+                        emit(ts, i, EventKind.FAST_CELL_SWITCHING, str(len(sub.changes)))
+                        sub.changes = None
+                if kind == _POWER_OFF:
+                    sub.group, sub.off = None, True
+                elif group:  # the cell group of the event's cell
+                    if group != sub.group or kind == _POWER_ON:  # a power on begins a stay, whatever came before
+                        sub.group, sub.since, sub.stayed = group, ts, False
+                    elif not sub.stayed and ts - sub.since >= long_stay:
+                        emit(ts, i, EventKind.LONG_STAY, group)
+                        sub.stayed = True
+                if kind == _POWER_ON and sub.off:
+                    sub.off = False
+                    sub.cycles = _recent(sub.cycles, ts, on_off_window)
+                    if len(sub.cycles) >= cfg.on_off_cycles:
+                        emit(ts, i, EventKind.FREQUENT_ON_OFF, str(len(sub.cycles)))
+                        sub.cycles = None
+                if border and kind != _POWER_OFF and imsi[:3] == cfg.home_mcc:
+                    border_rows[imsi] = i
+                    heapq.heappush(deadlines, (ts + roaming_out, imsi, ts))
+                elif imsi in border_rows:
+                    del border_rows[imsi]
             self._rows_taken()
             self._batch = None
         return self._out.table()
@@ -129,43 +161,6 @@ class PatternDetector:
                               "probe": self.config.probe, "event": str(kind), "imsi": row["imsi"], "detail": detail,
                               **override})
         self._found = []
-
-    # -- per event -------------------------------------------------------------------------------------
-    def _observe(self, ts: int, imsi: str, kind: str, group: str | None, border: bool, i: int) -> None:
-        """One event of ``imsi``; ``group`` the cell group of its cell (None: no cell), ``border`` whether that
-        is a border cell."""
-        cfg = self.config
-        silent, fast_window, long_stay, on_off_window, roaming_out = self._limits
-        sub = self.subscribers.get(imsi)
-        if sub is None:
-            sub = self.subscribers[sys.intern(imsi)] = _Subscriber()  # the correlator's string: stored once
-        elif kind == _POWER_ON and ts - sub.last_seen >= silent:
-            self._emit(ts, i, EventKind.SILENT_POWER_ON, iso_us(sub.last_seen))
-        sub.last_seen = ts
-        if kind == _CELL_CHANGE:
-            sub.changes = _recent(sub.changes, ts, fast_window)
-            if len(sub.changes) >= cfg.fast_switch_changes:
-                self._emit(ts, i, EventKind.FAST_CELL_SWITCHING, str(len(sub.changes)))
-                sub.changes = None
-        if kind == _POWER_OFF:
-            sub.group, sub.off = None, True
-        elif group:
-            if group != sub.group or kind == _POWER_ON:  # a power on begins a stay, whatever came before
-                sub.group, sub.since, sub.stayed = group, ts, False
-            elif not sub.stayed and ts - sub.since >= long_stay:
-                self._emit(ts, i, EventKind.LONG_STAY, group)
-                sub.stayed = True
-        if kind == _POWER_ON and sub.off:
-            sub.off = False
-            sub.cycles = _recent(sub.cycles, ts, on_off_window)
-            if len(sub.cycles) >= cfg.on_off_cycles:
-                self._emit(ts, i, EventKind.FREQUENT_ON_OFF, str(len(sub.cycles)))
-                sub.cycles = None
-        if border and kind != _POWER_OFF and imsi[:3] == cfg.home_mcc:
-            self._border_row[imsi] = i
-            heapq.heappush(self._deadlines, (ts + roaming_out, imsi, ts))
-        elif imsi in self._border_row:
-            del self._border_row[imsi]
 
     def _fire_deadlines(self) -> None:
         """roaming_out for every border stay whose silence the clock has now outlasted."""
