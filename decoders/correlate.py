@@ -126,8 +126,8 @@ class Correlator:
         table = self.tmsi_imsi if ctx.iface == "A" else self.m_tmsi_imsi
         if tmsi is not None:
             ctx.presented_tmsi = tmsi
-            if ctx.imsi is None and tmsi in table:
-                ctx.imsi = table[tmsi]
+            if ctx.imsi is None:
+                ctx.imsi = table.get(tmsi)
         if imsi:
             ctx.imsi = imsi = sys.intern(imsi)  # one string per subscriber, however many tables key on it
             if ctx.presented_tmsi is not None:
@@ -220,7 +220,7 @@ class Correlator:
 
     def learn_s1ap(self, ctx: UeContext, msg: str, m_tmsi: int | None, cell: Cell | None) -> None:
         if msg == "initial_ue_message" and m_tmsi is not None:
-            self._identify(ctx, tmsi=m_tmsi)
+            self._identify(ctx, None, m_tmsi)
         if cell is not None:
             self._locate(ctx, cell)
 

@@ -269,8 +269,8 @@ class EventDeriver:
         cells = cells.tolist()
         # A behaviour per rule row, and whether the row after each visited one is a power on (its cell is no move).
         rule_rows = np.flatnonzero(kinds.where(_RULES.__contains__))
-        found = [_RULES[kind](update or "", uplink, called, calling) for kind, (_, update, uplink, called, calling) in
-                 zip(zip(*kinds.names(rule_rows)),
+        found = [rule(update or "", uplink, called, calling) for rule, (_, update, uplink, called, calling) in
+                 zip(kinds.where(_RULES.get, object)[rule_rows].tolist(),
                      _some_rows(messages, rule_rows, ("update_type", "uplink", "called", "calling")))]
         power_on, on = EventKind.POWER_ON, np.zeros(len(messages) + 1, bool)
         on[rule_rows] = [f is not None and f[0] == power_on for f in found]
@@ -378,7 +378,8 @@ class EventDeriver:
             joined = joined.combine_chunks()
         distinct = joined.dictionary_encode()
         codes = distinct.indices.to_numpy()
-        _, first = np.unique(codes, return_index=True)  # codes count up from 0 in order of first appearance
+        first = np.empty(len(distinct.dictionary), np.int64)
+        first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)  # the last write of each code is its first row
         of_code = np.empty(len(first), dtype=object)
         of_code[:] = [self.correlator.cell_of(*ident) for ident in zip(*ies.take(first).to_pydict().values())]
         return of_code[codes]
