@@ -3,8 +3,8 @@
 A message names its connection by an SCCP connection id (A interface) or by its S1AP UE IDs (S1); a NAS record
 belongs to the S1AP message it came in. ``ConnectionIndex`` keeps those names -> context ids in compiled hash
 tables and walks a batch's ID columns once (``walk``): each row's context id, the contexts each row releases, and
-the A interface rows on a connection with a call in progress. The Python feed loop (events.py) then visits only the rows that
-carry an identity, a cell, a behaviour, a call or a release, and keeps one ``UeContext`` per context id.
+the A interface rows on a connection with a call in progress. The Python feed loop (events.py) then visits only
+the rows that carry an identity, a cell, a behaviour or a call, and keeps one ``UeContext`` per context id.
 
 The rules are those of ``Correlator.observe_a`` / ``observe_s1ap`` / ``observe_nas`` (decoders/correlate.py, the
 record-at-a-time reference; tests/test_connections.py compares the two): a context that neither S1AP ID names any
@@ -18,7 +18,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 NONE = np.iinfo(np.int64).min  # a null ID (no S1AP ID, SCCP connection or association)
-# The helpers of the pass are inlined into it (a call each cost more than its work).
 
 # Row kinds: what the pass does with a row (events.py gives each (proto, msg) one).
 (SKIP, S1AP, S1AP_INITIAL, S1AP_TARGET, S1AP_RELEASE, NAS, BSSMAP, BSSMAP_CL3, BSSMAP_CLEAR,
@@ -32,6 +31,8 @@ _FIELDS = 8
 # meta: the next context id, the current S1AP message's slot (-1 none), free slots on the stack, entries per table.
 _NEXT_ID, _CURRENT, _FREE, _N_SCCP, _N_MME, _N_ENB = range(6)
 _SCCP, _BY_MME, _BY_ENB = 0, 1, 2
+
+# The pass's helpers are inlined into it (a call each cost more than its work).
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
