@@ -3,9 +3,10 @@
     .venv/bin/python bench/bench_events.py [CAPTURE ...] [--subscribers N --hours H]   # default: 2000 subscribers
 
 The capture is decoded once (that pass is timed too: the peer the events stage must keep up with); then the
-message tables are fed to a fresh ``EventDeriver`` (correlation, behaviour and pattern events) and to a bare
-``Correlator`` (correlation alone), each timed alone; correlation alone on the first million messages at most
-(as dicts, more would not fit in memory). Memory per subscriber: Python heap held by the deriver's state after the
+message tables are fed to a fresh ``EventDeriver`` (correlation, behaviour and pattern events), to the compiled
+connection pass alone (``ConnectionIndex.walk``, the part of correlation that finds each message's connection)
+and to the record-at-a-time reference ``Correlator``, each timed alone; the reference on the first million
+messages at most (as dicts, more would not fit in memory). Memory per subscriber: Python heap held by the deriver's state after the
 run (tracemalloc, after a collection) over the subscribers it holds, and the snapshot file's size.
 """
 
@@ -16,9 +17,10 @@ from pathlib import Path
 
 from common import best_of, captures, parser  # puts the project on sys.path
 
+from decoders.connections import ConnectionIndex  # noqa: E402
 from decoders.correlate import Correlator  # noqa: E402
 from decoders.decode import decode_file  # noqa: E402
-from decoders.events import EventDeriver  # noqa: E402
+from decoders.events import EventDeriver, _Kinds, _pass_kind  # noqa: E402
 
 
 def derive(tables) -> EventDeriver:
@@ -28,7 +30,7 @@ def derive(tables) -> EventDeriver:
     return deriver
 
 
-# A dict per message costs ~3 KB: correlation alone is timed on the first million messages at most, so that
+# A dict per message costs ~3 KB: the reference is timed on the first million messages at most, so that
 # a 10 M-message capture fits in memory.
 RECORDS_MAX = 1_000_000
 
@@ -44,6 +46,14 @@ def _prefix(tables: list, rows: int) -> list:
     return out
 
 
+def walk(tables) -> int:
+    index = ConnectionIndex()
+    for table in tables:
+        index.walk(_Kinds(table).where(_pass_kind, "int8"), table["assoc"], table["mme_ue_id"], table["enb_ue_id"],
+                   table["conn"])
+    return len(index.live())
+
+
 def correlate(records) -> int:
     correlator = Correlator()
     return sum(correlator.observe(rec) is not None for rec in records)
@@ -57,6 +67,7 @@ def main() -> None:
     records = [rec for t in _prefix(tables, RECORDS_MAX) for rec in t.to_pylist()]
 
     derive_s, deriver = best_of(args.runs, lambda: derive(tables))
+    walk_s, _ = best_of(args.runs, lambda: walk(tables))
     correlate_s, _ = best_of(args.runs, lambda: correlate(records))
     subscribers = len(deriver.patterns.subscribers)
 
@@ -72,7 +83,8 @@ def main() -> None:
 
     rows = [("decode (peer: the stage before)", messages / decode_s, 1.0),
             ("correlation + events + patterns", messages / derive_s, decode_s / derive_s),
-            ("correlation alone (records given)", len(records) / correlate_s,
+            ("connection pass alone", messages / walk_s, decode_s / walk_s),
+            ("reference correlator (records given)", len(records) / correlate_s,
              decode_s / messages * len(records) / correlate_s)]
     print(f"{messages} messages, {subscribers} subscribers in the store")
     for name, rate, ratio in rows:
