@@ -230,6 +230,7 @@ class EventDeriver:
         self.connections = connections.ConnectionIndex()
         self._contexts: dict[int, UeContext] = {}  # context id (the connection pass's) -> its context, once seen
         self._waiting: set[int] = set()  # ids of the contexts that may hold facts or a call when released
+        self._kept = 0  # contexts kept at the last sweep of those no message can name any more
         self._last_cell: dict[str, Cell] = {}  # subscriber key -> last observed cell since power on
         self._calls: dict[UeContext, _Call] = {}  # A connection -> its call in progress
         self._phone: dict[str, str] = {}          # IMSI -> TAC and serial number of the last IMEI seen
@@ -336,10 +337,13 @@ class EventDeriver:
                 if ctx.imsi and ctx.pending:
                     self._flush(ctx)
         self._settle(released_row, released_id, r, len(messages))
-        # Only the contexts a message can still name are kept (a new dict: one keeps the room of its most entries).
-        live = self.connections.live()
-        self._contexts = {cid: contexts[cid] for cid in live if cid in contexts}
-        waiting.intersection_update(live)
+        # Only the contexts a message can still name are kept (in a new dict: one keeps the room of its most
+        # entries), once those no message can name outnumber them: a batch costs no sweep of every open connection.
+        if len(contexts) > 2 * self._kept + 64:
+            live = self.connections.live()
+            self._contexts = {cid: contexts[cid] for cid in live if cid in contexts}
+            waiting.intersection_update(live)
+            self._kept = len(self._contexts)
         return self._with_patterns(self._table())
 
     def _settle(self, rows: list[int], ids: list[int], r: int, upto: int) -> int:

@@ -80,6 +80,7 @@ class PatternDetector:
         self._out = RecordBuilder(EVENT_SCHEMA)
         self._batch: pa.Table | None = None  # the batch being fed
         self._found: list[tuple] = []        # its pattern events so far, as _emit gives them
+        self._bordering: list[str] = []      # the IMSIs whose border row it set (a row number until taken)
         self._limits = self._thresholds()
 
     def _thresholds(self) -> tuple[int, ...]:
@@ -139,6 +140,7 @@ class PatternDetector:
                         sub.cycles = None
                 if border and kind != _POWER_OFF and imsi[:3] == cfg.home_mcc:
                     border_rows[imsi] = i
+                    self._bordering.append(imsi)
                     heapq.heappush(deadlines, (ts + roaming_out, imsi, ts))
                 elif imsi in border_rows:
                     del border_rows[imsi]
@@ -148,13 +150,15 @@ class PatternDetector:
 
     def _rows_taken(self) -> None:
         """The batch's pattern events and border rows, their rows taken from the batch at once."""
+        border_rows = self._border_row
+        bordering = [imsi for imsi in dict.fromkeys(self._bordering) if isinstance(border_rows.get(imsi), int)]
         numbers = sorted({row for _, row, *_ in self._found if isinstance(row, int)}
-                         | {row for row in self._border_row.values() if isinstance(row, int)})
+                         | {border_rows[imsi] for imsi in bordering})
         rows = dict(zip(numbers, self._batch.select(["imsi", *_LOCATED_FIELDS]).take(pa.array(numbers, pa.int64()))
                         .to_pylist()))
-        for imsi, row in self._border_row.items():
-            if isinstance(row, int):
-                self._border_row[imsi] = rows[row]
+        for imsi in bordering:
+            border_rows[imsi] = rows[border_rows[imsi]]
+        self._bordering = []
         for ts_us, row, kind, detail, override in self._found:
             row = rows[row] if isinstance(row, int) else row
             self._out.append({**{name: row[name] for name in _LOCATED_FIELDS}, "ts": ts_us / US,
