@@ -520,12 +520,12 @@ class EventDeriver:
         gone: set[str] = set()
         if clock - self._expired_at >= idle // 10:
             self._expired_at = clock
-            gone = {imsi for imsi, sub in subscribers.items() if sub.last_seen < clock - idle}
+            gone = {imsi for imsi, seen in self.patterns.last_seen().items() if seen < clock - idle}
             # Phones never resolved have no last-seen time: their last cells go with each sweep.
             gone.update(key for key in self._last_cell if key.startswith("tmsi:"))
         if len(subscribers) - len(gone) > cfg.store_budget:
             keep = int(cfg.store_budget * 0.9)  # evict a tenth at once so eviction is not paid on every batch
-            by_age = sorted((sub.last_seen, imsi) for imsi, sub in subscribers.items() if imsi not in gone)
+            by_age = sorted((seen, imsi) for imsi, seen in self.patterns.last_seen().items() if imsi not in gone)
             gone.update(imsi for _, imsi in by_age[:len(by_age) - keep])
         if gone:
             self.forget(gone)

@@ -1,8 +1,9 @@
 """Pattern events: behaviours seen only over time in a subscriber's own event stream.
 
 ``PatternDetector`` is fed the behaviour events ``EventDeriver`` emits, batch by batch, and keeps a little
-state per subscriber (IMSI); all time comparisons are in integer microseconds, the events' own resolution,
-so a threshold is met or not the same way whatever the batching (docs/events.md, "Pattern events"):
+state per subscriber (IMSI), a row of integers that compiled code walks event by event; all time comparisons are
+in integer microseconds, the events' own resolution, so a threshold is met or not the same way whatever the
+batching (docs/events.md, "Pattern events"):
 
 - fast_cell_switching: ``fast_switch_changes`` cell changes within ``fast_switch_window_s`` (riding a vehicle);
 - long_stay: the subscriber's events stay ≥ ``long_stay_s`` in one cell group (airport, concert hall), a cell
@@ -17,6 +18,8 @@ import heapq
 import sys
 from datetime import datetime, timezone
 
+import numba
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -33,46 +36,102 @@ def iso_us(ts_us: int) -> str:
     return datetime.fromtimestamp(ts_us / US, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class _Subscriber:
-    """What the patterns remember of one IMSI; ``last_seen`` (µs) is also the store's recency for eviction."""
-
-    __slots__ = ("last_seen", "changes", "group", "since", "stayed", "off", "cycles")
-
-    def __init__(self, last_seen: int = 0):
-        self.last_seen = last_seen
-        self.changes: list[int] | None = None  # times of recent cell changes (None: none; saves memory)
-        self.group: str | None = None       # cell group the current stay is in
-        self.since = 0                      # when that stay began
-        self.stayed = False                 # long_stay already reported for this stay
-        self.off = False                    # a power_off seen, waiting for the power_on that closes the cycle
-        self.cycles: list[int] | None = None   # times of recent completed on/off cycles
-
-    def state(self) -> dict:
-        """The fields that differ from a fresh subscriber's (a snapshot stays small; docs/events.md)."""
-        return {name: getattr(self, name) for name in self.__slots__ if getattr(self, name) != getattr(_FRESH, name)}
-
-    @classmethod
-    def from_state(cls, values: dict) -> "_Subscriber":
-        sub = cls()
-        for name, value in values.items():
-            setattr(sub, name, value)
-        return sub
+# A subscriber's pattern state, one row of PatternDetector._state (times in µs): last seen; the cell group of its
+# current stay (a code into PatternDetector._group_names, -1 none); when that stay began; long_stay reported for it;
+# a power_off waiting for the power_on that closes a cycle; how many recent cell changes and completed on/off
+# cycles it holds (their times in PatternDetector._changes and _cycles, oldest first); no event seen yet (new this
+# batch); a home subscriber; its last event on a border cell (PatternDetector._border_row holds it).
+_LAST_SEEN, _GROUP, _SINCE, _STAYED, _OFF, _N_CHANGES, _N_CYCLES, _NEW, _HOME, _BORDERED = range(10)
+_FIELDS = 10
+# The event kinds the core tells apart, and the pattern events it finds (each with an integer detail: the last-seen
+# time, a count, a group code).
+_OTHER, _ON, _OFF_KIND, _CHANGE = range(4)
+_KIND_OF = {_POWER_ON: _ON, _POWER_OFF: _OFF_KIND, _CELL_CHANGE: _CHANGE}
+_SILENT, _FAST, _STAY, _ON_OFF = range(4)
+_FOUND_KINDS = (EventKind.SILENT_POWER_ON, EventKind.FAST_CELL_SWITCHING, EventKind.LONG_STAY,
+                EventKind.FREQUENT_ON_OFF)
+# Why the core stopped before the end of a batch: a roaming_out deadline falls due before a row; a row's border part
+# (a home subscriber's event on a border cell, or the end of its border stay) is Python's.
+_DONE, _DEADLINE, _BORDER = range(3)
+_NEVER = np.iinfo(np.int64).max
 
 
-_FRESH = _Subscriber()
+@numba.njit(cache=True, nogil=True, inline="always")
+def _recent(times, n, ts, window):
+    """The first ``n`` of ``times`` (oldest first) that are within ``window`` before ``ts``, then ``ts``, kept in
+    place; how many."""
+    kept = 0
+    for k in range(n):
+        if times[k] >= ts - window:
+            times[kept] = times[k]
+            kept += 1
+    times[kept] = ts
+    return kept + 1
 
 
-def _recent(times: list[int] | None, ts: int, window: int) -> list[int]:
-    """``times`` within ``window`` µs before ``ts``, then ``ts``."""
-    return [t for t in times if t >= ts - window] + [ts] if times else [ts]
+@numba.njit(cache=True, nogil=True, inline="always")
+def _counted(times, n, ts, window, enough, i, what, found_row, found_kind, found_detail, n_found):
+    """``ts`` added to the ``n`` recent times; with ``enough`` of them within ``window``, ``what`` is found at row
+    ``i`` (detail: the count) and the count starts again. Returns the count kept and how many are found."""
+    n = _recent(times, n, ts, window)
+    if n >= enough:
+        found_row[n_found], found_kind[n_found], found_detail[n_found] = i, what, n
+        return 0, n_found + 1
+    return n, n_found
+
+
+@numba.njit(cache=True, nogil=True)
+def _observe(start, clock, next_due, ts, slot, kind, group, border, state, changes, cycles, limits, found_row,
+             found_kind, found_detail, n_found):
+    """The rows from ``start``, each event updating its subscriber (the rules of the module docstring) and appending
+    the pattern events it completes to ``found_*``. Returns where to resume, why it stopped, the clock and how many
+    are found."""
+    silent, fast_window, long_stay, on_off_window, fast_changes, on_off_cycles = limits
+    for i in range(start, len(ts)):
+        t = ts[i]
+        if t > clock:
+            clock = t
+            if t >= next_due:
+                return i, _DEADLINE, clock, n_found
+        s = slot[i]
+        if s < 0:
+            continue
+        k = kind[i]
+        if state[s, _NEW]:
+            state[s, _NEW] = 0
+        elif k == _ON and t - state[s, _LAST_SEEN] >= silent:
+            found_row[n_found], found_kind[n_found], found_detail[n_found] = i, _SILENT, state[s, _LAST_SEEN]
+            n_found += 1
+        state[s, _LAST_SEEN] = t
+        if k == _CHANGE:
+            state[s, _N_CHANGES], n_found = _counted(changes[s], state[s, _N_CHANGES], t, fast_window, fast_changes,
+                                                     i, _FAST, found_row, found_kind, found_detail, n_found)
+        g = group[i]
+        if k == _OFF_KIND:
+            state[s, _GROUP], state[s, _OFF] = -1, 1
+        elif g >= 0:
+            if g != state[s, _GROUP] or k == _ON:  # a power on begins a stay, whatever came before
+                state[s, _GROUP], state[s, _SINCE], state[s, _STAYED] = g, t, 0
+            elif not state[s, _STAYED] and t - state[s, _SINCE] >= long_stay:
+                found_row[n_found], found_kind[n_found], found_detail[n_found] = i, _STAY, g
+                n_found += 1
+                state[s, _STAYED] = 1
+        if k == _ON and state[s, _OFF]:
+            state[s, _OFF] = 0
+            state[s, _N_CYCLES], n_found = _counted(cycles[s], state[s, _N_CYCLES], t, on_off_window, on_off_cycles,
+                                                    i, _ON_OFF, found_row, found_kind, found_detail, n_found)
+        if (border[i] and k != _OFF_KIND and state[s, _HOME]) or state[s, _BORDERED]:
+            return i + 1, _BORDER, clock, n_found
+    return len(ts), _DONE, clock, n_found
 
 
 class PatternDetector:
-    """Feed event tables in capture order (``feed``); get the pattern events they complete."""
+    """Feed event tables in capture order (``feed``); get the pattern events they complete. The per-event rules
+    run compiled over the subscribers' state rows; the roaming_out deadlines and border stays stay in Python."""
 
     def __init__(self, config):
         self.config = config
-        self.subscribers: dict[str, _Subscriber] = {}
+        self.subscribers: dict[str, int] = {}  # IMSI -> its row of _state
         self.clock = 0  # latest event time seen (µs)
         self._deadlines: list[tuple[int, str, int]] = []  # (roaming_out time, imsi, last_seen that set it)
         # imsi -> its last event, while on a border cell: a row of the batch being fed (its number), else the row
@@ -81,72 +140,89 @@ class PatternDetector:
         self._batch: pa.Table | None = None  # the batch being fed
         self._found: list[tuple] = []        # its pattern events so far, as _emit gives them
         self._bordering: list[str] = []      # the IMSIs whose border row it set (a row number until taken)
-        self._limits = self._thresholds()
+        self._state = np.zeros((0, _FIELDS), np.int64)
+        self._changes = np.zeros((0, max(1, config.fast_switch_changes)), np.int64)
+        self._cycles = np.zeros((0, max(1, config.on_off_cycles)), np.int64)
+        self._free: list[int] = []  # rows of forgotten subscribers
+        self._group_code: dict[str, int] = {}
+        self._group_names: list[str] = []
 
-    def _thresholds(self) -> tuple[int, ...]:
-        """The configured durations in µs (silent, fast switch window, long stay, on/off window, roaming out)."""
+    def _limits(self) -> np.ndarray:
+        """The configured durations in µs (silent, fast switch window, long stay, on/off window) and counts."""
         cfg = self.config
-        return tuple(round(seconds * US) for seconds in (
-            cfg.silent_days * 86400, cfg.fast_switch_window_s, cfg.long_stay_s, cfg.on_off_window_s,
-            cfg.roaming_out_s))
+        return np.array([*(round(seconds * US) for seconds in (
+            cfg.silent_days * 86400, cfg.fast_switch_window_s, cfg.long_stay_s, cfg.on_off_window_s)),
+            cfg.fast_switch_changes, cfg.on_off_cycles], np.int64)
+
+    def _row(self, imsi: str) -> int:
+        """The state row of ``imsi``, a fresh one (new, no event seen) if it has none."""
+        row = self.subscribers.get(imsi)
+        if row is None:
+            if not self._free:
+                have = len(self._state)
+                more = max(1024, have // 4)  # a quarter more at a time: the rows are most of the store's memory
+                self._state = np.concatenate([self._state, np.zeros((more, _FIELDS), np.int64)])
+                self._changes = np.concatenate([self._changes, np.zeros((more, self._changes.shape[1]), np.int64)])
+                self._cycles = np.concatenate([self._cycles, np.zeros((more, self._cycles.shape[1]), np.int64)])
+                self._free = list(range(have + more - 1, have - 1, -1))
+            row = self.subscribers[sys.intern(imsi)] = self._free.pop()  # the correlator's string: stored once
+            self._state[row] = 0
+            self._state[row, _GROUP] = -1
+            self._state[row, _NEW] = 1
+            self._state[row, _HOME] = imsi[:3] == self.config.home_mcc
+        return row
+
+    def _group(self, name: str) -> int:
+        code = self._group_code.get(name)
+        if code is None:
+            code = self._group_code[name] = len(self._group_names)
+            self._group_names.append(sys.intern(name))
+        return code
 
     def feed(self, events: pa.Table) -> pa.Table:
         if len(events):
             events = events.sort_by([("ts", "ascending"), ("frame", "ascending")])
-            self._batch, self._limits = events, self._thresholds()
-            ts_us = pc.cast(events["ts"], pa.int64()).to_pylist()
-            # Each distinct cell's group and whether it is a border cell, worked out once.
-            cells = events["cell"].combine_chunks().dictionary_encode()
-            cfg = self.config
-            codes = cells.indices.fill_null(len(cells.dictionary)).to_numpy(zero_copy_only=False)  # a null: None
-            known = [(sys.intern(cfg.cell_groups.get(cell, cell)) if cell else None, cell in cfg.border_cells)
-                     for cell in [*cells.dictionary.to_pylist(), None]]
-            # One event at a time, in order, each updating its subscriber (inline: a call per event cost more).
-            silent, fast_window, long_stay, on_off_window, roaming_out = self._limits
-            subscribers, border_rows, deadlines, emit = self.subscribers, self._border_row, self._deadlines, self._emit
-            for i, (ts, imsi, kind, (group, border)) in enumerate(zip(
-                    ts_us, events["imsi"].to_pylist(), events["event"].to_pylist(),
-                    [known[code] for code in codes.tolist()])):
-                if ts > self.clock:
-                    self.clock = ts
-                    if deadlines and deadlines[0][0] <= ts:
-                        self._fire_deadlines()
-                if not imsi:
-                    continue
-                sub = subscribers.get(imsi)
-                if sub is None:
-                    sub = subscribers[sys.intern(imsi)] = _Subscriber()  # the correlator's string: stored once
-                elif kind == _POWER_ON and ts - sub.last_seen >= silent:
-                    emit(ts, i, EventKind.SILENT_POWER_ON, iso_us(sub.last_seen))
-                sub.last_seen = ts
-                if kind == _CELL_CHANGE:
-                    sub.changes = _recent(sub.changes, ts, fast_window)
-                    if len(sub.changes) >= cfg.fast_switch_changes:
-                        emit(ts, i, EventKind.FAST_CELL_SWITCHING, str(len(sub.changes)))
-                        sub.changes = None
-                if kind == _POWER_OFF:
-                    sub.group, sub.off = None, True
-                elif group:  # the cell group of the event's cell
-                    if group != sub.group or kind == _POWER_ON:  # a power on begins a stay, whatever came before
-                        sub.group, sub.since, sub.stayed = group, ts, False
-                    elif not sub.stayed and ts - sub.since >= long_stay:
-                        emit(ts, i, EventKind.LONG_STAY, group)
-                        sub.stayed = True
-                if kind == _POWER_ON and sub.off:
-                    sub.off = False
-                    sub.cycles = _recent(sub.cycles, ts, on_off_window)
-                    if len(sub.cycles) >= cfg.on_off_cycles:
-                        emit(ts, i, EventKind.FREQUENT_ON_OFF, str(len(sub.cycles)))
-                        sub.cycles = None
-                if border and kind != _POWER_OFF and imsi[:3] == cfg.home_mcc:
-                    border_rows[imsi] = i
-                    self._bordering.append(imsi)
-                    heapq.heappush(deadlines, (ts + roaming_out, imsi, ts))
-                elif imsi in border_rows:
-                    del border_rows[imsi]
+            self._batch, cfg = events, self.config
+            ts = pc.cast(events["ts"], pa.int64()).to_numpy(zero_copy_only=False)
+            # Each distinct IMSI's row, event's kind, cell's group and border flag, worked out once.
+            imsis, imsi_codes = _codes(events["imsi"])
+            rows = np.array([self._row(imsi) if imsi else -1 for imsi in imsis], np.int64)[imsi_codes]
+            names, kind_codes = _codes(events["event"])
+            kind = np.array([_KIND_OF.get(name, _OTHER) for name in names], np.int64)[kind_codes]
+            cells, cell_codes = _codes(events["cell"])
+            group = np.array([self._group(cfg.cell_groups.get(cell, cell)) if cell else -1 for cell in cells],
+                             np.int64)[cell_codes]
+            border = np.array([cell in cfg.border_cells for cell in cells], np.bool_)[cell_codes]
+            found_row, found_kind, found_detail = (np.empty(4 * len(ts), np.int64) for _ in range(3))
+            limits, roaming_out, start = self._limits(), round(cfg.roaming_out_s * US), 0
+            while start < len(ts):
+                due = self._deadlines[0][0] if self._deadlines else _NEVER
+                start, why, self.clock, n = _observe(
+                    start, self.clock, due, ts, rows, kind, group, border, self._state, self._changes, self._cycles,
+                    limits, found_row, found_kind, found_detail, 0)
+                self._found_in_core(found_row[:n], found_kind[:n], found_detail[:n], ts)
+                if why == _DEADLINE:
+                    self._fire_deadlines()
+                elif why == _BORDER:  # the border part of the row just done
+                    i = start - 1
+                    imsi, t = imsis[imsi_codes[i]], int(ts[i])
+                    if border[i] and kind[i] != _OFF_KIND and self._state[rows[i], _HOME]:
+                        self._border_row[imsi] = i
+                        self._bordering.append(imsi)
+                        self._state[rows[i], _BORDERED] = 1
+                        heapq.heappush(self._deadlines, (t + roaming_out, imsi, t))
+                    else:
+                        del self._border_row[imsi]
+                        self._state[rows[i], _BORDERED] = 0
             self._rows_taken()
             self._batch = None
         return self._out.table()
+
+    def _found_in_core(self, rows: np.ndarray, kinds: np.ndarray, details: np.ndarray, ts: np.ndarray) -> None:
+        for i, kind, detail in zip(rows.tolist(), kinds.tolist(), details.tolist()):
+            text = (iso_us(detail) if kind == _SILENT else self._group_names[detail] if kind == _STAY
+                    else str(detail))
+            self._emit(int(ts[i]), i, _FOUND_KINDS[kind], text)
 
     def _rows_taken(self) -> None:
         """The batch's pattern events and border rows, their rows taken from the batch at once."""
@@ -170,32 +246,82 @@ class PatternDetector:
         """roaming_out for every border stay whose silence the clock has now outlasted."""
         while self._deadlines and self._deadlines[0][0] <= self.clock:
             due, imsi, seen = heapq.heappop(self._deadlines)
-            sub = self.subscribers.get(imsi)
-            row = self._border_row.get(imsi)
-            if sub is not None and sub.last_seen == seen and row is not None:
+            row = self.subscribers.get(imsi)
+            border_row = self._border_row.get(imsi)
+            if row is not None and self._state[row, _LAST_SEEN] == seen and border_row is not None:
                 del self._border_row[imsi]
-                self._emit(due, row, EventKind.ROAMING_OUT, iso_us(seen), frame=None)
+                self._state[row, _BORDERED] = 0
+                self._emit(due, border_row, EventKind.ROAMING_OUT, iso_us(seen), frame=None)
 
     def _emit(self, ts_us: int, row: dict | int, kind: EventKind, detail: str, **override) -> None:
         """A pattern event copying ``row`` (the triggering event, or its number in the batch) but for these."""
         self._found.append((ts_us, row, kind, detail, override))
 
+    def last_seen(self) -> dict[str, int]:
+        """Each subscriber's last-seen time (µs): the store's recency for expiry and eviction."""
+        seen = self._state[:, _LAST_SEEN]
+        return {imsi: int(seen[row]) for imsi, row in self.subscribers.items()}
+
     # -- the store ------------------------------------------------------------------------------------
     def forget(self, imsis: set[str]) -> None:
         for imsi in imsis:
-            self.subscribers.pop(imsi, None)
+            row = self.subscribers.pop(imsi, None)
+            if row is not None:
+                self._free.append(row)
             self._border_row.pop(imsi, None)
         self._deadlines = [d for d in self._deadlines if d[1] not in imsis]
         heapq.heapify(self._deadlines)
 
     def state(self) -> dict:
-        return {"clock": self.clock, "subscribers": {imsi: s.state() for imsi, s in self.subscribers.items()},
+        return {"clock": self.clock, "subscribers": {imsi: self._subscriber_state(row)
+                                                     for imsi, row in self.subscribers.items()},
                 "deadlines": self._deadlines, "border_rows": self._border_row}
+
+    def _subscriber_state(self, row: int) -> dict:
+        """The fields that differ from a fresh subscriber's (a snapshot stays small; docs/events.md)."""
+        last_seen, group, since, stayed, off, n_changes, n_cycles = self._state[row, :_NEW].tolist()
+        out = {"last_seen": last_seen} if last_seen else {}
+        if n_changes:
+            out["changes"] = self._changes[row, :n_changes].tolist()
+        if group >= 0:
+            out["group"] = self._group_names[group]
+        if since:
+            out["since"] = since
+        if stayed:
+            out["stayed"] = True
+        if off:
+            out["off"] = True
+        if n_cycles:
+            out["cycles"] = self._cycles[row, :n_cycles].tolist()
+        return out
 
     def load(self, state: dict) -> None:
         self.clock = state.get("clock", 0)
         for imsi, values in state.get("subscribers", {}).items():
-            self.subscribers[sys.intern(imsi)] = _Subscriber.from_state(values)
+            row = self._row(imsi)
+            changes, cycles = _newest(values.get("changes"), self._changes), _newest(values.get("cycles"), self._cycles)
+            group = values.get("group")
+            self._state[row, :_NEW + 1] = [values.get("last_seen", 0), -1 if group is None else self._group(group),
+                                           values.get("since", 0), bool(values.get("stayed")),
+                                           bool(values.get("off")), len(changes), len(cycles), 0]
+            self._changes[row, :len(changes)] = changes
+            self._cycles[row, :len(cycles)] = cycles
         self._deadlines = [tuple(d) for d in state.get("deadlines", [])]
         heapq.heapify(self._deadlines)
         self._border_row = dict(state.get("border_rows", {}))
+        for imsi in self._border_row:
+            if imsi in self.subscribers:
+                self._state[self.subscribers[imsi], _BORDERED] = 1
+
+
+def _newest(times: list[int] | None, room: np.ndarray) -> list[int]:
+    """The newest of ``times`` that a state row keeps between events (one less than the count that reports)."""
+    keep = room.shape[1] - 1
+    return list(times or [])[len(times or []) - keep:] if keep > 0 else []
+
+
+def _codes(column: pa.ChunkedArray) -> tuple[list, np.ndarray]:
+    """A string column as its distinct values (None last, for a null) and each row's code into them."""
+    encoded = column.combine_chunks().dictionary_encode()
+    values = encoded.dictionary.to_pylist()
+    return [*values, None], encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
