@@ -405,11 +405,10 @@ class EventDeriver:
         ts, iface, kind, imsi, imei, tmsi, cells, prev_cell, detail, cause, frame = zip(*events)
         on_a = pc.equal(pa.array(iface, pa.string()), "A")
         tmsi = pa.array(tmsi, EVENT_SCHEMA.field("tmsi").type)
-        # The location fields of each distinct cell (a Cell is shared by every event in it), then taken per event.
-        number: dict[int, int] = {}
-        codes = pa.array([number.setdefault(id(cell), len(number)) for cell in cells], pa.int64())
-        objects = {id(cell): cell for cell in cells}
-        distinct = [objects[i] for i in number]
+        # The location fields of each distinct cell (one Cell object per cell, told apart by identity), taken per event.
+        _, first, codes = np.unique(np.fromiter(map(id, cells), np.int64, len(cells)), return_index=True,
+                                    return_inverse=True)
+        distinct, codes = [cells[i] for i in first.tolist()], pa.array(codes.astype(np.int64))
         mcc, mnc, lac, tac, ci, eci, key = (
             pa.array([getattr(cell, name) if cell else None for cell in distinct],
                      EVENT_SCHEMA.field(field).type).take(codes)
