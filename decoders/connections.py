@@ -235,6 +235,12 @@ def _walk(start, kind, assoc, mme, enb, conn, slots, free, meta, sccp_keys, sccp
     return len(kind)
 
 
+def named(*entries: list) -> list[int]:
+    """The context ids that lists of ``ConnectionIndex.entries`` name (an entry's id is its last item), each once,
+    in order."""
+    return list(dict.fromkeys(entry[-1] for items in entries for entry in items))
+
+
 def _ids(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return pc.fill_null(pc.cast(column, pa.int64()), NONE).to_numpy(zero_copy_only=False)
 
@@ -361,7 +367,7 @@ class ConnectionIndex:
         sccp, by_mme, by_enb, current = self.entries()
         slots = self._slots
         closed = {int(s[_ID]) for s in slots[(slots[:, _REFS] > 0) & (slots[:, _CLOSED] != 0)]}
-        opened = [cid for cid in dict.fromkeys(entry[-1] for entry in (*sccp, *by_mme, *by_enb)) if cid not in closed]
+        opened = [cid for cid in named(sccp, by_mme, by_enb) if cid not in closed]
         keep = self._meta[_CURRENT]
         for slot in np.flatnonzero(slots[:, _REFS] > 0).tolist():
             if slot == keep:

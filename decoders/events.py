@@ -31,7 +31,7 @@ from decoders.correlate import (A_PROTOS, LOCATING, TARGET_ENB_ID, Cell, Correla
                                 decode_context, encode_cell, encode_context, imei_of_fields)
 from decoders.decode import DecodeState, decode_file
 from decoders.patterns import US, PatternDetector
-from decoders.records import EVENT_SCHEMA, EventKind, timestamps
+from decoders.records import EVENT_SCHEMA, EventKind, timestamps, value_codes
 
 SNAPSHOT_VERSION = 1
 
@@ -135,22 +135,14 @@ def _some_rows(messages: pa.Table, rows: np.ndarray, names: tuple[str, ...]) -> 
     return zip(rows.tolist(), *(column.to_pylist() for column in picked.columns))
 
 
-def _dictionary(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list]:
-    """A string column (of a Table or a RecordBatch) as codes into its distinct values (a null is the last value,
-    None)."""
-    encoded = (column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column).dictionary_encode()
-    values = encoded.dictionary.to_pylist()
-    return encoded.indices.fill_null(len(values)).to_numpy(), [*values, None]
-
-
 class _Kinds:
     """A batch's messages by (proto, msg): masks and codes of the rows whose kind passes a test, each test run once
     per distinct kind rather than once per row (the joined strings cost more than the rest), and both names of
     the rows asked for."""
 
     def __init__(self, messages: pa.Table):
-        proto_codes, self._protos = _dictionary(messages["proto"])
-        msg_codes, self._msgs = _dictionary(messages["msg"])
+        proto_codes, self._protos = value_codes(messages["proto"])
+        msg_codes, self._msgs = value_codes(messages["msg"])
         self._proto_codes, self._msg_codes = proto_codes, msg_codes
         self._codes = proto_codes * len(self._msgs) + msg_codes
         self._kinds = [(proto, msg) for proto in self._protos for msg in self._msgs]
@@ -283,21 +275,21 @@ class EventDeriver:
         correlator, contexts, calls, waiting = self.correlator, self._contexts, self._calls, self._waiting
         learn_a, learn_s1ap, learn_nas = correlator.learn_a, correlator.learn_s1ap, correlator.learn_nas
         released_row, released_id = walk.released_row.tolist(), walk.released_id.tolist()
-        r, next_release = 0, (released_row[0] if released_row else len(messages))
+        r, next_release = 0, (released_row[0] if released_row else len(messages))  # the next release to settle
         # One tuple per visited row: the fields it may need (a list index each would cost more than the zip).
         for (i, k, cid, p, m, tmsi_i, imsi_i, imei_i, cell, ts_i, frame_i, behaviour, power_on_next, cause_i,
              cause_group_i) in zip(rows.tolist(), how, walk.ctx[rows].tolist(), proto, msg, tmsi, imsi, imei, cells,
                                    ts, frame, behaviours, before_power_on, cause, cause_group):
             if next_release < i:  # the releases since the last row visited, in order, then what waits on them
-                r = self._settle(released_row, released_id, r, i)
+                stop = bisect_left(released_row, i, r)
+                self._settle(released_id[r:stop])
+                r = stop
                 next_release = released_row[r] if r < len(released_row) else len(messages)
             if cid < 0:  # a message of no connection
                 if p in A_PROTOS:
                     correlator.learn_connectionless(m, imsi_i, tmsi_i)
                 continue
-            ctx = contexts.get(cid)
-            if ctx is None:
-                ctx = contexts[cid] = UeContext("A" if p in A_PROTOS else "S1")
+            ctx = contexts.get(cid) or self._context(cid, "A" if p in A_PROTOS else "S1")
             if k:  # _QUIET: what the general path below would do with such a row, in short
                 if ctx in calls:
                     self._follow_call(ctx, p, m, frame_i, cause_group_i, cause_i, ts_i)
@@ -336,7 +328,7 @@ class EventDeriver:
                     waiting.add(cid)
                 if ctx.imsi and ctx.pending:
                     self._flush(ctx)
-        self._settle(released_row, released_id, r, len(messages))
+        self._settle(released_id[r:])
         # Only the contexts a message can still name are kept (in a new dict: one keeps the room of its most
         # entries), once those no message can name outnumber them: a batch costs no sweep of every open connection.
         if len(contexts) > 2 * self._kept + 64:
@@ -346,21 +338,19 @@ class EventDeriver:
             self._kept = len(self._contexts)
         return self._with_patterns(self._table())
 
-    def _settle(self, rows: list[int], ids: list[int], r: int, upto: int) -> int:
-        """The releases from the ``r``-th on made by rows before ``upto``: those of contexts that hold facts or a
-        call, in order, then what waits on them. Where the next release is."""
-        stop = bisect_left(rows, upto, r)
-        found = self._waiting.intersection(ids[r:stop])
+    def _settle(self, ids: list[int]) -> None:
+        """The releases of the contexts ``ids``, in order: those that hold facts or a call, then what waits on
+        them."""
+        found = self._waiting.intersection(ids)
         if found:
             contexts, calls, released = self._contexts, self._calls, self.correlator.released
-            for cid in ids[r:stop]:
+            for cid in ids:
                 if cid in found:
                     ctx = contexts.get(cid)
                     if ctx is not None and (ctx.pending or ctx in calls):
                         released.append(ctx)
             self._waiting -= found
             self._drain_released()
-        return stop
 
     def _context(self, cid: int, iface: str) -> UeContext:
         """The context of id ``cid``; one no visited message named yet is a fresh one."""
@@ -392,7 +382,7 @@ class EventDeriver:
         """End of input: flush what waits on open connections."""
         with _collector_paused():
             opened, current = self.connections.clear()
-            self._settle([0] * len(opened), opened, 0, 1)
+            self._settle(opened)
             self._contexts = {cid: ctx for cid, ctx in self._contexts.items() if cid == current}
             self._waiting.clear()
             return self._with_patterns(self._table())
@@ -542,8 +532,7 @@ class EventDeriver:
         """Write the whole state (gzip JSON, docs/events.md "Identity store") so a fresh deriver resumes here."""
         sccp, by_mme, by_enb, current = self.connections.entries()
         a_side = {cid for _, cid in sccp}
-        ids = list(dict.fromkeys([*(entry[-1] for entry in (*sccp, *by_mme, *by_enb)),
-                                  *([current] if current is not None else [])]))
+        ids = connections.named(sccp, by_mme, by_enb, [] if current is None else [(current,)])
         number = {cid: n for n, cid in enumerate(ids)}
         contexts = [self._context(cid, "A" if cid in a_side else "S1") for cid in ids]
         index = {id(c): n for n, c in enumerate(contexts)}

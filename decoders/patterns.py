@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from decoders.records import EVENT_SCHEMA, EventKind, RecordBuilder
+from decoders.records import EVENT_SCHEMA, EventKind, RecordBuilder, value_codes
 
 US = 1_000_000
 # Event names as plain strings: comparing the batch's strings to them skips the enum's attribute lookup.
@@ -185,11 +185,11 @@ class PatternDetector:
             self._batch, cfg = events, self.config
             ts = pc.cast(events["ts"], pa.int64()).to_numpy(zero_copy_only=False)
             # Each distinct IMSI's row, event's kind, cell's group and border flag, worked out once.
-            imsis, imsi_codes = _codes(events["imsi"])
+            imsi_codes, imsis = value_codes(events["imsi"])
             rows = np.array([self._row(imsi) if imsi else -1 for imsi in imsis], np.int64)[imsi_codes]
-            names, kind_codes = _codes(events["event"])
+            kind_codes, names = value_codes(events["event"])
             kind = np.array([_KIND_OF.get(name, _OTHER) for name in names], np.int64)[kind_codes]
-            cells, cell_codes = _codes(events["cell"])
+            cell_codes, cells = value_codes(events["cell"])
             group = np.array([self._group(cfg.cell_groups.get(cell, cell)) if cell else -1 for cell in cells],
                              np.int64)[cell_codes]
             border = np.array([cell in cfg.border_cells for cell in cells], np.bool_)[cell_codes]
@@ -318,10 +318,3 @@ def _newest(times: list[int] | None, room: np.ndarray) -> list[int]:
     """The newest of ``times`` that a state row keeps between events (one less than the count that reports)."""
     keep = room.shape[1] - 1
     return list(times or [])[len(times or []) - keep:] if keep > 0 else []
-
-
-def _codes(column: pa.ChunkedArray) -> tuple[list, np.ndarray]:
-    """A string column as its distinct values (None last, for a null) and each row's code into them."""
-    encoded = column.combine_chunks().dictionary_encode()
-    values = encoded.dictionary.to_pylist()
-    return [*values, None], encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)

@@ -157,6 +157,14 @@ def timestamps(seconds: np.ndarray) -> pa.Array:
     return pa.array(np.rint(seconds * 1_000_000).astype(np.int64)).cast(TS)
 
 
+def value_codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list]:
+    """A string column (of a Table or a RecordBatch) as codes into its distinct values, in order of first
+    appearance (a null is the last value, None)."""
+    encoded = (column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column).dictionary_encode()
+    values = encoded.dictionary.to_pylist()
+    return encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False), [*values, None]
+
+
 def key_codes(index: dict, keys: list) -> tuple[np.ndarray, np.ndarray]:
     """Each of the distinct ``keys``' code in ``index`` (key -> code), unseen ones numbered next, in order:
     one dict probe per key. Returns the codes and the positions of the keys numbered now."""
