@@ -31,7 +31,7 @@ from decoders.correlate import (A_PROTOS, LOCATING, TARGET_ENB_ID, Cell, Correla
                                 decode_context, encode_cell, encode_context, imei_of_fields)
 from decoders.decode import DecodeState, decode_file
 from decoders.patterns import US, PatternDetector
-from decoders.records import EVENT_SCHEMA, EventKind, timestamps, value_codes
+from decoders.records import EVENT_SCHEMA, EventKind, key_codes, timestamps, value_codes
 
 SNAPSHOT_VERSION = 1
 
@@ -224,11 +224,16 @@ class EventDeriver:
         self._waiting: set[int] = set()  # ids of the contexts that may hold facts or a call when released
         self._kept = 0  # contexts kept at the last sweep of those no message can name any more
         self._last_cell: dict[str, Cell] = {}  # subscriber key -> last observed cell since power on
-        self._calls: dict[UeContext, _Call] = {}  # A connection -> its call in progress
         self._phone: dict[str, str] = {}          # IMSI -> TAC and serial number of the last IMEI seen
-        self._located: set[str] = set()           # IMSIs that had an event with a cell this run
-        self._out: list[tuple] = []  # events emitted since the last table, as _emit lays them out
+        # The subscribers with an event, by the row the pattern detector keeps for each (made at the first) and
+        # given with the event; whether it had one with a cell this run, by row.
         self.patterns = PatternDetector(self.config)
+        self._subscribers = self.patterns.subscribers  # IMSI -> row
+        self._located_at = bytearray()
+        self._calls: dict[UeContext, _Call] = {}  # A connection -> its call in progress
+        self._cell_of_key: dict[int, Cell] = {}   # the cells met, by _cell_keys
+        self._plmn_code: dict[tuple, int] = {}
+        self._out: list[tuple] = []  # events emitted since the last table, as _emit lays them out
         self._expired_at = 0  # clock (µs) of the last idle-expiry sweep
 
     def feed(self, messages: pa.Table) -> pa.Table:
@@ -274,7 +279,7 @@ class EventDeriver:
 
         correlator, contexts, calls, waiting = self.correlator, self._contexts, self._calls, self._waiting
         learn_a, learn_s1ap, learn_nas = correlator.learn_a, correlator.learn_s1ap, correlator.learn_nas
-        released_row, released_id = walk.released_row.tolist(), walk.released_id.tolist()
+        released_row, released_id = self._worth_settling(walk, rows)
         r, next_release = 0, (released_row[0] if released_row else len(messages))  # the next release to settle
         # One tuple per visited row: the fields it may need (a list index each would cost more than the zip).
         for (i, k, cid, p, m, tmsi_i, imsi_i, imei_i, cell, ts_i, frame_i, behaviour, power_on_next, cause_i,
@@ -289,7 +294,9 @@ class EventDeriver:
                 if p in A_PROTOS:
                     correlator.learn_connectionless(m, imsi_i, tmsi_i)
                 continue
-            ctx = contexts.get(cid) or self._context(cid, "A" if p in A_PROTOS else "S1")
+            ctx = contexts.get(cid)
+            if ctx is None:  # the first visited message of the context
+                ctx = contexts[cid] = UeContext("A" if p in A_PROTOS else "S1")
             if k:  # _QUIET: what the general path below would do with such a row, in short
                 if ctx in calls:
                     self._follow_call(ctx, p, m, frame_i, cause_group_i, cause_i, ts_i)
@@ -336,7 +343,17 @@ class EventDeriver:
             self._contexts = {cid: contexts[cid] for cid in live if cid in contexts}
             waiting.intersection_update(live)
             self._kept = len(self._contexts)
-        return self._with_patterns(self._table())
+        return self._with_patterns(*self._table())
+
+    def _worth_settling(self, walk: connections.Walk, rows: np.ndarray) -> tuple[list[int], list[int]]:
+        """The releases (rows, ids) that may find their context waiting (``_settle``): a context waiting before
+        the batch, or one the loop visits at or before its release (only those it visits can start waiting)."""
+        visited, first = np.unique(walk.ctx[rows], return_index=True)
+        at = np.minimum(np.searchsorted(visited, walk.released_id), max(len(visited) - 1, 0))
+        worth = np.isin(walk.released_id, np.fromiter(self._waiting, np.int64, len(self._waiting)))
+        if len(visited):
+            worth |= (visited[at] == walk.released_id) & (rows[first][at] <= walk.released_row)
+        return walk.released_row[worth].tolist(), walk.released_id[worth].tolist()
 
     def _settle(self, ids: list[int]) -> None:
         """The releases of the contexts ``ids``, in order: those that hold facts or a call, then what waits on
@@ -360,23 +377,40 @@ class EventDeriver:
         return ctx
 
     def _cells(self, messages: pa.Table, located: np.ndarray) -> np.ndarray:
-        """The serving cell each message numbered ``located`` names (LOCATING ones), one ``cell_of`` per distinct
-        set of cell IEs in the table rather than one per message."""
+        """The serving cell each message numbered ``located`` names (LOCATING ones): one ``cell_of`` per cell the
+        deriver meets, found again by an integer made of the cell IEs (``_cell_keys``)."""
         if not len(located):
             return np.empty(0, dtype=object)
         ies = messages.select(["mcc", "mnc", "lac", "ci", "tac", "eci"]).take(located)
-        # One string per set of IEs: "" for a null, which cell_of reads like an empty MCC/MNC and no integer casts to.
-        joined = pc.binary_join_element_wise(*(pc.cast(column, pa.string()) for column in ies.columns), "/",
-                                             null_handling="replace", null_replacement="")
-        if isinstance(joined, pa.ChunkedArray):  # from a Table; a RecordBatch gives an Array
-            joined = joined.combine_chunks()
-        distinct = joined.dictionary_encode()
-        codes = distinct.indices.to_numpy()
-        first = np.empty(len(distinct.dictionary), np.int64)
-        first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)  # the last write of each code is its first row
-        of_code = np.empty(len(first), dtype=object)
-        of_code[:] = [self.correlator.cell_of(*ident) for ident in zip(*ies.take(first).to_pydict().values())]
+        keys = self._cell_keys(ies)
+        distinct, first, codes = np.unique(keys, return_index=True, return_inverse=True)
+        known = self._cell_of_key
+        of_code = np.fromiter(map(known.get, distinct.tolist()), dtype=object, count=len(distinct))
+        new = [k for k, cell in enumerate(of_code.tolist()) if cell is None]
+        if new:
+            rows = first[new]
+            of_code[new] = [self.correlator.cell_of(*ident) for ident in zip(*ies.take(rows).to_pydict().values())]
+            known.update((key, cell) for key, cell in zip(distinct[new].tolist(), of_code[new].tolist())
+                         if key >= 0)  # a key of its own row (_cell_keys) is not kept
         return of_code[codes]
+
+    def _cell_keys(self, ies: pa.Table) -> np.ndarray:
+        """One int64 per set of cell IEs that tells the cells apart: its PLMN's code (an (MCC, MNC) pair as
+        written, numbered as met), then TAC + 1 (0 for none) and ECI, or LAC and CI; one key for no cell (no ECI,
+        no LAC+CI). A row with IEs beyond those widths gets a key of its own (-1 - its row), so that its cell is
+        worked out alone."""
+        mcc_codes, mccs = value_codes(ies["mcc"])
+        mnc_codes, mncs = value_codes(ies["mnc"])
+        plmn, _ = key_codes(self._plmn_code, [(mcc, mnc) for mcc in mccs for mnc in mncs])
+        plmn = plmn[mcc_codes * len(mncs) + mnc_codes]
+        lac, ci, tac, eci = (pc.fill_null(ies[name], -1).to_numpy(zero_copy_only=False).astype(np.int64)
+                             for name in ("lac", "ci", "tac", "eci"))
+        s1 = eci >= 0
+        keys = np.where(s1, (1 << 62) | (plmn << 45) | ((tac + 1) << 28) | eci, (plmn << 45) | (lac << 16) | ci)
+        no_cell = ~s1 & ((lac < 0) | (ci < 0))
+        fits = (plmn < 1 << 16) & np.where(s1, (eci < 1 << 28) & (tac >= -1) & (tac <= 0xFFFF),
+                                           (lac <= 0xFFFF) & (ci <= 0xFFFF))
+        return np.where(no_cell, 1 << 61, np.where(fits, keys, -1 - np.arange(len(keys))))
 
     def finish(self) -> pa.Table:
         """End of input: flush what waits on open connections."""
@@ -385,14 +419,15 @@ class EventDeriver:
             self._settle(opened)
             self._contexts = {cid: ctx for cid, ctx in self._contexts.items() if cid == current}
             self._waiting.clear()
-            return self._with_patterns(self._table())
+            return self._with_patterns(*self._table())
 
-    def _table(self) -> pa.Table:
-        """The events emitted since the last table, column by column (a dict per event cost more than the rest)."""
+    def _table(self) -> tuple[pa.Table, np.ndarray]:
+        """The events emitted since the last table, column by column (a dict per event cost more than the rest),
+        and their subscribers' rows."""
         events, self._out = self._out, []
         if not events:
-            return EVENT_SCHEMA.empty_table()
-        ts, iface, kind, imsi, imei, tmsi, cells, prev_cell, detail, cause, frame = zip(*events)
+            return EVENT_SCHEMA.empty_table(), np.zeros(0, np.int64)
+        ts, iface, kind, imsi, imei, tmsi, cells, prev_cell, detail, cause, frame, rows = zip(*events)
         on_a = pc.equal(pa.array(iface, pa.string()), "A")
         tmsi = pa.array(tmsi, EVENT_SCHEMA.field("tmsi").type)
         # The location fields of each distinct cell (one Cell object per cell, told apart by identity), taken per event.
@@ -412,10 +447,11 @@ class EventDeriver:
             "prev_cell": prev_cell, "cause": cause, "detail": detail, "frame": frame,
         }
         return pa.Table.from_arrays([columns[f.name] if isinstance(columns[f.name], pa.Array)
-                                     else pa.array(columns[f.name], f.type) for f in EVENT_SCHEMA], schema=EVENT_SCHEMA)
+                                     else pa.array(columns[f.name], f.type) for f in EVENT_SCHEMA],
+                                    schema=EVENT_SCHEMA), np.array(rows, np.int64)
 
-    def _with_patterns(self, events: pa.Table) -> pa.Table:
-        found = self.patterns.feed(events)
+    def _with_patterns(self, events: pa.Table, rows: np.ndarray) -> pa.Table:
+        found = self.patterns.feed(events, rows)
         self._bound_store()
         return pa.concat_tables([events, found]) if len(found) else events
 
@@ -484,22 +520,38 @@ class EventDeriver:
         if prev is not None and prev.key != cell.key:
             self._emit(ctx, ts, frame, EventKind.CELL_CHANGE, cell, prev_cell=prev.key)
 
+    def _sub(self, imsi: str, ts: float) -> int:
+        """The row of the subscriber ``imsi``, made (last seen ``ts``) if it has none."""
+        row = self._subscribers.get(imsi)
+        if row is None:
+            row = self.patterns.row(imsi, round(ts * US))
+            self._grow()
+        return row
+
+    def _grow(self) -> None:
+        """Room in the per-subscriber flags for every row the pattern detector has."""
+        self._located_at.extend(bytes(self.patterns.capacity - len(self._located_at)))
+
     def _emit(self, ctx: UeContext, ts: float, frame: int, kind: EventKind, cell: Cell | None,
-              prev_cell: str | None = None, detail: str | None = None, cause: int | None = None) -> None:
+              prev_cell: str | None = None, detail: str | None = None, cause: int | None = None,
+              row: int = -1) -> None:
+        """An event of the context's subscriber (``row``: its row, once known)."""
+        if row < 0 and ctx.imsi:
+            row = self._sub(ctx.imsi, ts)
         self._out.append((ts, ctx.iface, kind, ctx.imsi,
                           self.correlator.imei_of.get(ctx.imsi) if ctx.imsi else ctx.imei,
                           ctx.presented_tmsi if ctx.presented_tmsi is not None else ctx.new_tmsi,
-                          cell, prev_cell, detail, cause, frame))
+                          cell, prev_cell, detail, cause, frame, row))
         # After the event that located the visitor, so that a fence it enters names that event.
-        if cell and ctx.imsi and ctx.imsi not in self._located:
-            self._located.add(ctx.imsi)
+        if cell and row >= 0 and not self._located_at[row]:
+            self._located_at[row] = 1
             cfg = self.config
             if ctx.imsi[:3] != cfg.home_mcc:  # MCC: the first three IMSI digits (TS 23.003 §2.2)
-                self._emit(ctx, ts, frame, EventKind.ROAMING_IN, cell, detail="international")
+                self._emit(ctx, ts, frame, EventKind.ROAMING_IN, cell, detail="international", row=row)
             elif cfg.province_of and cfg.home_province:
                 province = cfg.province_of(ctx.imsi)  # empty or None: a number segment the table does not have
                 if province and province != cfg.home_province:
-                    self._emit(ctx, ts, frame, EventKind.ROAMING_IN, cell, detail="domestic")
+                    self._emit(ctx, ts, frame, EventKind.ROAMING_IN, cell, detail="domestic", row=row)
 
     # -- the identity store --------------------------------------------------------------------------------
     def _bound_store(self) -> None:
@@ -521,12 +573,15 @@ class EventDeriver:
 
     def forget(self, imsis: set[str]) -> None:
         """Drop every trace of ``imsis`` from the store."""
+        for imsi in imsis:
+            row = self._subscribers.get(imsi)
+            if row is not None:
+                self._located_at[row] = 0
         self.correlator.forget(imsis)
         self.patterns.forget(imsis)
         for table in (self._last_cell, self._phone):
             for imsi in imsis:
                 table.pop(imsi, None)
-        self._located -= imsis
 
     def snapshot(self, path: str | os.PathLike) -> None:
         """Write the whole state (gzip JSON, docs/events.md "Identity store") so a fresh deriver resumes here."""
@@ -544,7 +599,8 @@ class EventDeriver:
                            "by_enb": [[assoc, enb, number[cid]] for assoc, enb, cid in by_enb],
                            "s1_current": number.get(current)},
             "last_cell": {key: encode_cell(cell) for key, cell in self._last_cell.items()},
-            "phone": self._phone, "located": sorted(self._located),
+            "phone": self._phone,
+            "located": sorted(imsi for imsi, row in self._subscribers.items() if self._located_at[row]),
             "calls": [[index[id(ctx)], call.answered, call.cause, call.ts, call.frame]
                       for ctx, call in self._calls.items() if id(ctx) in index],
             "patterns": self.patterns.state(), "expired_at": self._expired_at,
@@ -572,13 +628,15 @@ class EventDeriver:
                                         held.get("by_enb", []), held.get("s1_current"),
                                         [call[0] for call in state.get("calls", [])])
             self._contexts = dict(zip(ids, contexts))
+            self.patterns.load(state.get("patterns", {}))
+            self._grow()
             self._last_cell.update((key, decode_cell(cell)) for key, cell in state.get("last_cell", {}).items())
             self._phone.update(state.get("phone", {}))
-            self._located.update(state.get("located", []))
+            for imsi in state.get("located", []):  # one the patterns state lacks: seen as of the snapshot
+                self._located_at[self._sub(imsi, self.patterns.clock / US)] = 1
             for n, answered, cause, ts, frame in state.get("calls", []):
                 self._calls[contexts[n]] = _Call(answered, cause, ts, frame)
             self._waiting = {cid for cid, ctx in self._contexts.items() if ctx.pending or ctx in self._calls}
-            self.patterns.load(state.get("patterns", {}))
             self._expired_at = state.get("expired_at", 0)
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise StoreError(f"{path}: malformed snapshot: {type(exc).__name__} {exc}") from exc

@@ -47,16 +47,17 @@ def lai(data: bytes) -> tuple[str, str, int]:
     return mcc, mnc, int.from_bytes(data[3:5], "big")
 
 
+# An IMEI digit's Luhn weight at an odd (doubled) position, as a bytes.translate table over ASCII digits.
+_DOUBLED = bytes.maketrans(b"0123456789", bytes(2 * d - 9 if d > 4 else 2 * d for d in range(10)))
+
+
 def imei_check_digit(imei14: str) -> int:
-    """Luhn check digit over the first 14 IMEI digits, TS 23.003 Annex B."""
-    total = 0
-    for i, ch in enumerate(imei14):
-        d = int(ch)
-        if i % 2 == 1:
-            d *= 2
-            d = d - 9 if d > 9 else d
-        total += d
-    return (10 - total % 10) % 10
+    """Luhn check digit over the first 14 IMEI digits, TS 23.003 Annex B (ValueError on a non-digit)."""
+    digits = imei14.encode("ascii")
+    if not digits.isdigit() and digits:
+        raise ValueError(f"not a digit string: {imei14!r}")
+    even = digits[0::2]
+    return (10 - (sum(even) - 48 * len(even) + sum(digits[1::2].translate(_DOUBLED))) % 10) % 10
 
 
 def mobile_identity(value: bytes) -> tuple[str, str | int]:

@@ -15,6 +15,7 @@ batching (docs/events.md, "Pattern events"):
 """
 
 import heapq
+import itertools
 import sys
 from datetime import datetime, timezone
 
@@ -138,6 +139,7 @@ class PatternDetector:
         self._border_row: dict[str, dict | int] = {}
         self._out = RecordBuilder(EVENT_SCHEMA)
         self._batch: pa.Table | None = None  # the batch being fed
+        self._order = np.zeros(0, np.int64)   # its rows in time order: the row numbers below are positions in it
         self._found: list[tuple] = []        # its pattern events so far, as _emit gives them
         self._bordering: list[str] = []      # the IMSIs whose border row it set (a row number until taken)
         self._state = np.zeros((0, _FIELDS), np.int64)
@@ -154,8 +156,9 @@ class PatternDetector:
             cfg.silent_days * 86400, cfg.fast_switch_window_s, cfg.long_stay_s, cfg.on_off_window_s)),
             cfg.fast_switch_changes, cfg.on_off_cycles], np.int64)
 
-    def _row(self, imsi: str) -> int:
-        """The state row of ``imsi``, a fresh one (new, no event seen) if it has none."""
+    def row(self, imsi: str, seen: int = 0) -> int:
+        """The state row of ``imsi``, a fresh one (new: no event seen yet; last seen ``seen`` µs, its first
+        sighting, for the store's expiry) if it has none."""
         row = self.subscribers.get(imsi)
         if row is None:
             if not self._free:
@@ -167,10 +170,19 @@ class PatternDetector:
                 self._free = list(range(have + more - 1, have - 1, -1))
             row = self.subscribers[sys.intern(imsi)] = self._free.pop()  # the correlator's string: stored once
             self._state[row] = 0
+            self._state[row, _LAST_SEEN] = seen
             self._state[row, _GROUP] = -1
             self._state[row, _NEW] = 1
             self._state[row, _HOME] = imsi[:3] == self.config.home_mcc
         return row
+
+    def _rows(self, imsis: list[str | None]) -> np.ndarray:
+        """The state rows of the distinct ``imsis`` (-1 for None), one dict probe each for those that have one."""
+        rows = np.fromiter(map(self.subscribers.get, imsis, itertools.repeat(-1)), np.int64, len(imsis))
+        for k in np.flatnonzero(rows < 0).tolist():
+            if imsis[k]:
+                rows[k] = self.row(imsis[k])
+        return rows
 
     def _group(self, name: str) -> int:
         code = self._group_code.get(name)
@@ -179,17 +191,28 @@ class PatternDetector:
             self._group_names.append(sys.intern(name))
         return code
 
-    def feed(self, events: pa.Table) -> pa.Table:
+    @property
+    def capacity(self) -> int:
+        """How many state rows there are (the rows ``row`` gives are below it)."""
+        return len(self._state)
+
+    def feed(self, events: pa.Table, rows: np.ndarray | None = None) -> pa.Table:
+        """The pattern events ``events`` complete; ``rows``: each event's subscriber row (``row``, -1 for none),
+        when the caller has them (else they are looked up by IMSI)."""
         if len(events):
-            events = events.sort_by([("ts", "ascending"), ("frame", "ascending")])
-            self._batch, cfg = events, self.config
-            ts = pc.cast(events["ts"], pa.int64()).to_numpy(zero_copy_only=False)
+            # The events in time order, as the order of their rows (taking the table in that order cost more).
+            order = pc.sort_indices(events, sort_keys=[("ts", "ascending"), ("frame", "ascending")]).to_numpy()
+            self._batch, self._order, cfg = events, order, self.config
+            ts = pc.cast(events["ts"], pa.int64()).to_numpy(zero_copy_only=False)[order]
             # Each distinct IMSI's row, event's kind, cell's group and border flag, worked out once.
-            imsi_codes, imsis = value_codes(events["imsi"])
-            rows = np.array([self._row(imsi) if imsi else -1 for imsi in imsis], np.int64)[imsi_codes]
+            if rows is None:
+                imsi_codes, imsis = value_codes(events["imsi"])
+                rows = self._rows(imsis)[imsi_codes]
+            rows = rows[order]
             kind_codes, names = value_codes(events["event"])
-            kind = np.array([_KIND_OF.get(name, _OTHER) for name in names], np.int64)[kind_codes]
+            kind = np.array([_KIND_OF.get(name, _OTHER) for name in names], np.int64)[kind_codes[order]]
             cell_codes, cells = value_codes(events["cell"])
+            cell_codes = cell_codes[order]
             group = np.array([self._group(cfg.cell_groups.get(cell, cell)) if cell else -1 for cell in cells],
                              np.int64)[cell_codes]
             border = np.array([cell in cfg.border_cells for cell in cells], np.bool_)[cell_codes]
@@ -205,7 +228,7 @@ class PatternDetector:
                     self._fire_deadlines()
                 elif why == _BORDER:  # the border part of the row just done
                     i = start - 1
-                    imsi, t = imsis[imsi_codes[i]], int(ts[i])
+                    imsi, t = sys.intern(events["imsi"][int(order[i])].as_py()), int(ts[i])
                     if border[i] and kind[i] != _OFF_KIND and self._state[rows[i], _HOME]:
                         self._border_row[imsi] = i
                         self._bordering.append(imsi)
@@ -215,7 +238,7 @@ class PatternDetector:
                         del self._border_row[imsi]
                         self._state[rows[i], _BORDERED] = 0
             self._rows_taken()
-            self._batch = None
+            self._batch, self._order = None, self._order[:0]
         return self._out.table()
 
     def _found_in_core(self, rows: np.ndarray, kinds: np.ndarray, details: np.ndarray, ts: np.ndarray) -> None:
@@ -230,8 +253,8 @@ class PatternDetector:
         bordering = [imsi for imsi in dict.fromkeys(self._bordering) if isinstance(border_rows.get(imsi), int)]
         numbers = sorted({row for _, row, *_ in self._found if isinstance(row, int)}
                          | {border_rows[imsi] for imsi in bordering})
-        rows = dict(zip(numbers, self._batch.select(["imsi", *_LOCATED_FIELDS]).take(pa.array(numbers, pa.int64()))
-                        .to_pylist()))
+        taken = self._batch.select(["imsi", *_LOCATED_FIELDS]).take(self._order[np.array(numbers, np.int64)])
+        rows = dict(zip(numbers, taken.to_pylist()))
         for imsi in bordering:
             border_rows[imsi] = rows[border_rows[imsi]]
         self._bordering = []
@@ -279,8 +302,10 @@ class PatternDetector:
 
     def _subscriber_state(self, row: int) -> dict:
         """The fields that differ from a fresh subscriber's (a snapshot stays small; docs/events.md)."""
-        last_seen, group, since, stayed, off, n_changes, n_cycles = self._state[row, :_NEW].tolist()
+        last_seen, group, since, stayed, off, n_changes, n_cycles, new = self._state[row, :_NEW + 1].tolist()
         out = {"last_seen": last_seen} if last_seen else {}
+        if new:  # no event yet (sighted at last_seen)
+            out["new"] = True
         if n_changes:
             out["changes"] = self._changes[row, :n_changes].tolist()
         if group >= 0:
@@ -298,12 +323,13 @@ class PatternDetector:
     def load(self, state: dict) -> None:
         self.clock = state.get("clock", 0)
         for imsi, values in state.get("subscribers", {}).items():
-            row = self._row(imsi)
+            row = self.row(imsi)
             changes, cycles = _newest(values.get("changes"), self._changes), _newest(values.get("cycles"), self._cycles)
             group = values.get("group")
             self._state[row, :_NEW + 1] = [values.get("last_seen", 0), -1 if group is None else self._group(group),
                                            values.get("since", 0), bool(values.get("stayed")),
-                                           bool(values.get("off")), len(changes), len(cycles), 0]
+                                           bool(values.get("off")), len(changes), len(cycles),
+                                           bool(values.get("new"))]
             self._changes[row, :len(changes)] = changes
             self._cycles[row, :len(cycles)] = cycles
         self._deadlines = [tuple(d) for d in state.get("deadlines", [])]
